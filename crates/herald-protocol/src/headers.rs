@@ -1,0 +1,151 @@
+//! The `NATS/1.0` header block of `HPUB` and `HMSG`.
+
+use thiserror::Error;
+
+/// Why a header block could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HeadersError {
+    /// The block does not start with `NATS/1.0`.
+    #[error("header block does not start with NATS/1.0")]
+    MissingVersion,
+    /// The block is not terminated by an empty line.
+    #[error("header block is not terminated by an empty line")]
+    Unterminated,
+    /// A line is not `Name: value`.
+    #[error("malformed header line")]
+    MalformedLine,
+    /// The status code is not three digits.
+    #[error("malformed status code")]
+    MalformedStatus,
+}
+
+/// A parsed header block: an optional status line and ordered name/value
+/// pairs. Names keep their case; look-ups ignore it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    /// Status code of the version line (e.g. 503 for no responders).
+    pub status: Option<u16>,
+    /// Description after the status code.
+    pub description: Option<String>,
+    entries: Vec<(String, String)>,
+}
+
+impl Headers {
+    /// An empty header block.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a header (names may repeat).
+    pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.entries.push((name.into(), value.into()));
+    }
+
+    /// The first value of `name`, ignoring case.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All name/value pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Whether there is neither a status nor any header.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.entries.is_empty()
+    }
+
+    /// Parses a header block as carried at the start of `HMSG` data.
+    pub fn parse(block: &[u8]) -> Result<Headers, HeadersError> {
+        let text = String::from_utf8_lossy(block);
+        // A block ends with the empty line; a version-only block is "NATS/1.0\r\n\r\n".
+        let body = text.strip_suffix("\r\n\r\n").ok_or(HeadersError::Unterminated)?;
+        let mut lines = body.split("\r\n");
+        let first = lines.next().ok_or(HeadersError::MissingVersion)?;
+        let rest = first.strip_prefix("NATS/1.0").ok_or(HeadersError::MissingVersion)?;
+        let mut headers = Headers::new();
+        let rest = rest.trim();
+        if !rest.is_empty() {
+            let (code, description) = rest.split_once(' ').unwrap_or((rest, ""));
+            if code.len() != 3 {
+                return Err(HeadersError::MalformedStatus);
+            }
+            headers.status = Some(code.parse().map_err(|_| HeadersError::MalformedStatus)?);
+            let description = description.trim();
+            if !description.is_empty() {
+                headers.description = Some(description.to_string());
+            }
+        }
+        for line in lines {
+            let (name, value) = line.split_once(':').ok_or(HeadersError::MalformedLine)?;
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return Err(HeadersError::MalformedLine);
+            }
+            headers.append(name, value.trim());
+        }
+        Ok(headers)
+    }
+
+    /// Appends the encoded block (version line, headers, empty line) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"NATS/1.0");
+        if let Some(status) = self.status {
+            out.push(b' ');
+            out.extend_from_slice(status.to_string().as_bytes());
+            if let Some(description) = &self.description {
+                out.push(b' ');
+                out.extend_from_slice(description.as_bytes());
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in &self.entries {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// The encoded block as a new vector.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let mut h = Headers::new();
+        h.append("Trace-Id", "abc");
+        h.append("X", "1 2");
+        let bytes = h.to_bytes();
+        assert_eq!(bytes, b"NATS/1.0\r\nTrace-Id: abc\r\nX: 1 2\r\n\r\n");
+        assert_eq!(Headers::parse(&bytes).unwrap(), h);
+        assert_eq!(h.get("trace-id"), Some("abc"));
+    }
+
+    #[test]
+    fn status_line() {
+        let h = Headers::parse(b"NATS/1.0 503\r\n\r\n").unwrap();
+        assert_eq!(h.status, Some(503));
+        let h = Headers::parse(b"NATS/1.0 408 Request Timeout\r\n\r\n").unwrap();
+        assert_eq!(h.description.as_deref(), Some("Request Timeout"));
+    }
+
+    #[test]
+    fn malformed() {
+        assert_eq!(Headers::parse(b"HTTP/1.1\r\n\r\n"), Err(HeadersError::MissingVersion));
+        assert_eq!(Headers::parse(b"NATS/1.0\r\nfoo\r\n\r\n"), Err(HeadersError::MalformedLine));
+        assert_eq!(Headers::parse(b"NATS/1.0\r\nA: b\r\n"), Err(HeadersError::Unterminated));
+    }
+}

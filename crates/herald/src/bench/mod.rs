@@ -1,0 +1,9 @@
+//! `herald bench`: workload generator for any NATS-protocol server.
+
+/// Options of `herald bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {}
+
+pub fn run(_args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::bail!("not yet")
+}

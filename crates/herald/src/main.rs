@@ -1,0 +1,51 @@
+//! `herald`: the event router's one binary — the server, a CLI for
+//! publishing, subscribing and requests, and the benchmark tool.
+
+mod bench;
+mod cli;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Herald, the event router. Speaks the NATS client protocol.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server.
+    Serve(serve::ServeArgs),
+    /// Publish a message.
+    Pub(cli::PubArgs),
+    /// Subscribe and print every message received.
+    Sub(cli::SubArgs),
+    /// Send a request and print the reply.
+    Req(cli::ReqArgs),
+    /// Answer every request on a subject with a fixed response.
+    Reply(cli::ReplyArgs),
+    /// Measure throughput, latency and memory of any NATS-protocol server.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Pub(args) => cli::run_pub(args),
+        Command::Sub(args) => cli::run_sub(args),
+        Command::Req(args) => cli::run_req(args),
+        Command::Reply(args) => cli::run_reply(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
