@@ -51,7 +51,9 @@ impl ClientOp<'_> {
     /// The payload without its header block.
     pub fn payload(&self) -> &[u8] {
         match self {
-            ClientOp::Pub { header_len, data, .. } => &data[header_len.unwrap_or(0)..],
+            ClientOp::Pub {
+                header_len, data, ..
+            } => &data[header_len.unwrap_or(0)..],
             _ => &[],
         }
     }
@@ -199,12 +201,22 @@ mod tests {
         assert_eq!(n, 16);
         assert_eq!(
             op,
-            ClientOp::Pub { subject: b"a.b", reply: None, header_len: None, data: b"abc" }
+            ClientOp::Pub {
+                subject: b"a.b",
+                reply: None,
+                header_len: None,
+                data: b"abc"
+            }
         );
         let (op, _) = parse(b"pub a.b INBOX.1 0\r\n\r\n").unwrap().unwrap();
         assert_eq!(
             op,
-            ClientOp::Pub { subject: b"a.b", reply: Some(b"INBOX.1"), header_len: None, data: b"" }
+            ClientOp::Pub {
+                subject: b"a.b",
+                reply: Some(b"INBOX.1"),
+                header_len: None,
+                data: b""
+            }
         );
     }
 
@@ -221,7 +233,9 @@ mod tests {
         assert_eq!(n, buf.len());
         assert_eq!(op.payload(), b"hi");
         match op {
-            ClientOp::Pub { header_len, reply, .. } => {
+            ClientOp::Pub {
+                header_len, reply, ..
+            } => {
                 assert_eq!(header_len, Some(12));
                 assert_eq!(reply, Some(&b"r"[..]));
             }
@@ -241,20 +255,34 @@ mod tests {
     fn sub_unsub_ping_pong_connect() {
         assert_eq!(
             parse(b"SUB foo.* q 7\r\n").unwrap().unwrap().0,
-            ClientOp::Sub { subject: b"foo.*", queue: Some(b"q"), sid: b"7" }
+            ClientOp::Sub {
+                subject: b"foo.*",
+                queue: Some(b"q"),
+                sid: b"7"
+            }
         );
         assert_eq!(
             parse(b"SUB foo 1\r\n").unwrap().unwrap().0,
-            ClientOp::Sub { subject: b"foo", queue: None, sid: b"1" }
+            ClientOp::Sub {
+                subject: b"foo",
+                queue: None,
+                sid: b"1"
+            }
         );
         assert_eq!(
             parse(b"UNSUB 1 10\r\n").unwrap().unwrap().0,
-            ClientOp::Unsub { sid: b"1", max: Some(10) }
+            ClientOp::Unsub {
+                sid: b"1",
+                max: Some(10)
+            }
         );
         assert_eq!(parse(b"ping\r\n").unwrap().unwrap().0, ClientOp::Ping);
         assert_eq!(parse(b"PONG\n").unwrap().unwrap().0, ClientOp::Pong);
         assert_eq!(
-            parse(b"CONNECT {\"verbose\":false} \r\n").unwrap().unwrap().0,
+            parse(b"CONNECT {\"verbose\":false} \r\n")
+                .unwrap()
+                .unwrap()
+                .0,
             ClientOp::Connect(b"{\"verbose\":false}")
         );
     }
@@ -262,14 +290,35 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(parse(b"FOO\r\n"), Err(ProtocolError::UnknownOperation));
-        assert_eq!(parse(b"PUB a\r\n"), Err(ProtocolError::InvalidArguments { op: "PUB" }));
-        assert_eq!(parse(b"PUB a x\r\n"), Err(ProtocolError::InvalidNumber { op: "PUB" }));
-        assert_eq!(parse(b"PUB a 1\r\nxyz\r\n"), Err(ProtocolError::MissingPayloadTerminator));
-        assert_eq!(parse(b"HPUB a 5 3\r\n"), Err(ProtocolError::HeaderSizeTooLarge));
-        assert_eq!(parse(b"SUB\r\n"), Err(ProtocolError::InvalidArguments { op: "SUB" }));
+        assert_eq!(
+            parse(b"PUB a\r\n"),
+            Err(ProtocolError::InvalidArguments { op: "PUB" })
+        );
+        assert_eq!(
+            parse(b"PUB a x\r\n"),
+            Err(ProtocolError::InvalidNumber { op: "PUB" })
+        );
+        assert_eq!(
+            parse(b"PUB a 1\r\nxyz\r\n"),
+            Err(ProtocolError::MissingPayloadTerminator)
+        );
+        assert_eq!(
+            parse(b"HPUB a 5 3\r\n"),
+            Err(ProtocolError::HeaderSizeTooLarge)
+        );
+        assert_eq!(
+            parse(b"SUB\r\n"),
+            Err(ProtocolError::InvalidArguments { op: "SUB" })
+        );
         let big = format!("PUB a {}\r\n", 2 * 1024 * 1024);
-        assert!(matches!(parse(big.as_bytes()), Err(ProtocolError::PayloadTooLarge { .. })));
+        assert!(matches!(
+            parse(big.as_bytes()),
+            Err(ProtocolError::PayloadTooLarge { .. })
+        ));
         let long = vec![b'A'; 5000];
-        assert!(matches!(parse(&long), Err(ProtocolError::ControlLineTooLong { .. })));
+        assert!(matches!(
+            parse(&long),
+            Err(ProtocolError::ControlLineTooLong { .. })
+        ));
     }
 }

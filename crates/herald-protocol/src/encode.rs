@@ -29,7 +29,11 @@ pub fn msg_line(
     header_len: Option<usize>,
     total_len: usize,
 ) {
-    out.extend_from_slice(if header_len.is_some() { b"HMSG " } else { b"MSG " });
+    out.extend_from_slice(if header_len.is_some() {
+        b"HMSG "
+    } else {
+        b"MSG "
+    });
     out.extend_from_slice(subject);
     out.push(b' ');
     out.extend_from_slice(sid);
@@ -69,7 +73,11 @@ pub fn publish(
     header_len: Option<usize>,
     data: &[u8],
 ) {
-    out.extend_from_slice(if header_len.is_some() { b"HPUB " } else { b"PUB " });
+    out.extend_from_slice(if header_len.is_some() {
+        b"HPUB "
+    } else {
+        b"PUB "
+    });
     out.extend_from_slice(subject);
     out.push(b' ');
     if let Some(reply) = reply {
@@ -141,7 +149,14 @@ mod tests {
     #[test]
     fn msg_round_trips() {
         let mut out = Vec::new();
-        msg(&mut out, b"a.b", b"7", Some(b"r.1"), Some(12), b"NATS/1.0\r\n\r\nhello");
+        msg(
+            &mut out,
+            b"a.b",
+            b"7",
+            Some(b"r.1"),
+            Some(12),
+            b"NATS/1.0\r\n\r\nhello",
+        );
         let (op, n) = parse_server_op(&out, &Limits::default()).unwrap().unwrap();
         assert_eq!(n, out.len());
         assert_eq!(
@@ -166,8 +181,21 @@ mod tests {
         let (op, n1) = parse_client_op(&out, &limits).unwrap().unwrap();
         assert_eq!(op.payload(), b"data");
         let (op, n2) = parse_client_op(&out[n1..], &limits).unwrap().unwrap();
-        assert_eq!(op, ClientOp::Sub { subject: b"x.>", queue: Some(b"workers"), sid: b"3" });
+        assert_eq!(
+            op,
+            ClientOp::Sub {
+                subject: b"x.>",
+                queue: Some(b"workers"),
+                sid: b"3"
+            }
+        );
         let (op, _) = parse_client_op(&out[n1 + n2..], &limits).unwrap().unwrap();
-        assert_eq!(op, ClientOp::Unsub { sid: b"3", max: Some(5) });
+        assert_eq!(
+            op,
+            ClientOp::Unsub {
+                sid: b"3",
+                max: Some(5)
+            }
+        );
     }
 }

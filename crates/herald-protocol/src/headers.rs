@@ -63,10 +63,14 @@ impl Headers {
     pub fn parse(block: &[u8]) -> Result<Headers, HeadersError> {
         let text = String::from_utf8_lossy(block);
         // A block ends with the empty line; a version-only block is "NATS/1.0\r\n\r\n".
-        let body = text.strip_suffix("\r\n\r\n").ok_or(HeadersError::Unterminated)?;
+        let body = text
+            .strip_suffix("\r\n\r\n")
+            .ok_or(HeadersError::Unterminated)?;
         let mut lines = body.split("\r\n");
         let first = lines.next().ok_or(HeadersError::MissingVersion)?;
-        let rest = first.strip_prefix("NATS/1.0").ok_or(HeadersError::MissingVersion)?;
+        let rest = first
+            .strip_prefix("NATS/1.0")
+            .ok_or(HeadersError::MissingVersion)?;
         let mut headers = Headers::new();
         let rest = rest.trim();
         if !rest.is_empty() {
@@ -144,8 +148,17 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert_eq!(Headers::parse(b"HTTP/1.1\r\n\r\n"), Err(HeadersError::MissingVersion));
-        assert_eq!(Headers::parse(b"NATS/1.0\r\nfoo\r\n\r\n"), Err(HeadersError::MalformedLine));
-        assert_eq!(Headers::parse(b"NATS/1.0\r\nA: b\r\n"), Err(HeadersError::Unterminated));
+        assert_eq!(
+            Headers::parse(b"HTTP/1.1\r\n\r\n"),
+            Err(HeadersError::MissingVersion)
+        );
+        assert_eq!(
+            Headers::parse(b"NATS/1.0\r\nfoo\r\n\r\n"),
+            Err(HeadersError::MalformedLine)
+        );
+        assert_eq!(
+            Headers::parse(b"NATS/1.0\r\nA: b\r\n"),
+            Err(HeadersError::Unterminated)
+        );
     }
 }

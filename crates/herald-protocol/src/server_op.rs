@@ -142,10 +142,24 @@ mod tests {
         assert_eq!(n, 19);
         assert_eq!(
             op,
-            ServerOp::Msg { subject: b"a.b", sid: b"1", reply: Some(b"r"), header_len: None, data: b"hi" }
+            ServerOp::Msg {
+                subject: b"a.b",
+                sid: b"1",
+                reply: Some(b"r"),
+                header_len: None,
+                data: b"hi"
+            }
         );
-        let (op, _) = parse(b"HMSG a 9 16 16\r\nNATS/1.0 503\r\n\r\n\r\n").unwrap().unwrap();
-        assert!(matches!(op, ServerOp::Msg { header_len: Some(16), .. }));
+        let (op, _) = parse(b"HMSG a 9 16 16\r\nNATS/1.0 503\r\n\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            op,
+            ServerOp::Msg {
+                header_len: Some(16),
+                ..
+            }
+        ));
     }
 
     #[test]

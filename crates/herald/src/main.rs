@@ -1,7 +1,6 @@
 //! `herald`: the event router's one binary — the server, a CLI for
 //! publishing, subscribing and requests, and the benchmark tool.
 
-mod bench;
 mod cli;
 mod serve;
 
@@ -28,7 +27,7 @@ enum Command {
     /// Answer every request on a subject with a fixed response.
     Reply(cli::ReplyArgs),
     /// Measure throughput, latency and memory of any NATS-protocol server.
-    Bench(bench::BenchArgs),
+    Bench(herald_bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,7 +38,7 @@ fn main() -> std::process::ExitCode {
         Command::Sub(args) => cli::run_sub(args),
         Command::Req(args) => cli::run_req(args),
         Command::Reply(args) => cli::run_reply(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => herald_bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

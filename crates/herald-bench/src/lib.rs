@@ -4,6 +4,7 @@
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {}
 
+/// Runs the benchmark described by `args`.
 pub fn run(_args: BenchArgs) -> anyhow::Result<()> {
     anyhow::bail!("not yet")
 }
