@@ -1,9 +1,128 @@
-//! `herald serve`.
+//! `herald serve`: flags, config file, logging, signals.
 
-/// Options of `herald serve`.
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use herald_server::{Config, Server};
+
+/// Options of `herald serve`. Each overrides the key of the same name in
+/// the `--config` file (dashes become underscores).
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// TOML config file; flags given here win over its keys.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// Client port; 0 picks a free one [default: 4333].
+    #[arg(long)]
+    port: Option<u16>,
+    /// HTTP monitoring port; 0 picks a free one [default: 8333].
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// Directory for durable data, created if missing [default: ./data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug, trace, or per-module directives [default: info].
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Server name shown to clients and in monitoring [default: the server id].
+    #[arg(long)]
+    server_name: Option<String>,
+    /// Largest payload in bytes, headers included [default: 1048576].
+    #[arg(long)]
+    max_payload: Option<usize>,
+    /// Longest control line in bytes [default: 4096].
+    #[arg(long)]
+    max_control_line: Option<usize>,
+    /// Most simultaneous client connections [default: 65536].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Most subscriptions per connection, 0 for no limit [default: 0].
+    #[arg(long)]
+    max_subscriptions: Option<usize>,
+    /// Most unsent bytes per connection before it is cut off as a slow consumer [default: 67108864].
+    #[arg(long)]
+    max_pending: Option<usize>,
+    /// Keepalive PING interval in milliseconds [default: 120000].
+    #[arg(long)]
+    ping_interval_ms: Option<u64>,
+    /// Unanswered PINGs before a connection is closed as stale [default: 2].
+    #[arg(long)]
+    max_pings_out: Option<u32>,
+    /// Milliseconds a connection may stay unwritable with data pending [default: 10000].
+    #[arg(long)]
+    write_deadline_ms: Option<u64>,
+}
 
-pub fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! apply {
+            ($($field:ident),*) => {
+                $(if let Some(value) = self.$field { config.$field = value; })*
+            };
+        }
+        apply!(
+            host,
+            port,
+            http_port,
+            data_dir,
+            log_level,
+            max_payload,
+            max_control_line,
+            max_connections,
+            max_subscriptions,
+            max_pending,
+            ping_interval_ms,
+            max_pings_out,
+            write_deadline_ms
+        );
+        if self.server_name.is_some() {
+            config.server_name = self.server_name;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .with_context(|| format!("invalid --log-level {:?}", config.log_level))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("herald")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::start(config).await?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "herald {} listening for clients on nats://{}", env!("CARGO_PKG_VERSION"), server.client_addr())?;
+        writeln!(stdout, "herald monitoring on http://{}", server.http_addr())?;
+        stdout.flush()?;
+        drop(stdout);
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }
