@@ -51,9 +51,7 @@ impl ClientOp<'_> {
     /// The payload without its header block.
     pub fn payload(&self) -> &[u8] {
         match self {
-            ClientOp::Pub {
-                header_len, data, ..
-            } => &data[header_len.unwrap_or(0)..],
+            ClientOp::Pub { header_len, data, .. } => &data[header_len.unwrap_or(0)..],
             _ => &[],
         }
     }
@@ -279,10 +277,7 @@ mod tests {
         assert_eq!(parse(b"ping\r\n").unwrap().unwrap().0, ClientOp::Ping);
         assert_eq!(parse(b"PONG\n").unwrap().unwrap().0, ClientOp::Pong);
         assert_eq!(
-            parse(b"CONNECT {\"verbose\":false} \r\n")
-                .unwrap()
-                .unwrap()
-                .0,
+            parse(b"CONNECT {\"verbose\":false} \r\n").unwrap().unwrap().0,
             ClientOp::Connect(b"{\"verbose\":false}")
         );
     }
@@ -302,10 +297,7 @@ mod tests {
             parse(b"PUB a 1\r\nxyz\r\n"),
             Err(ProtocolError::MissingPayloadTerminator)
         );
-        assert_eq!(
-            parse(b"HPUB a 5 3\r\n"),
-            Err(ProtocolError::HeaderSizeTooLarge)
-        );
+        assert_eq!(parse(b"HPUB a 5 3\r\n"), Err(ProtocolError::HeaderSizeTooLarge));
         assert_eq!(
             parse(b"SUB\r\n"),
             Err(ProtocolError::InvalidArguments { op: "SUB" })

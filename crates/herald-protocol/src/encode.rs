@@ -29,11 +29,7 @@ pub fn msg_line(
     header_len: Option<usize>,
     total_len: usize,
 ) {
-    out.extend_from_slice(if header_len.is_some() {
-        b"HMSG "
-    } else {
-        b"MSG "
-    });
+    out.extend_from_slice(if header_len.is_some() { b"HMSG " } else { b"MSG " });
     out.extend_from_slice(subject);
     out.push(b' ');
     out.extend_from_slice(sid);
@@ -73,11 +69,7 @@ pub fn publish(
     header_len: Option<usize>,
     data: &[u8],
 ) {
-    out.extend_from_slice(if header_len.is_some() {
-        b"HPUB "
-    } else {
-        b"PUB "
-    });
+    out.extend_from_slice(if header_len.is_some() { b"HPUB " } else { b"PUB " });
     out.extend_from_slice(subject);
     out.push(b' ');
     if let Some(reply) = reply {

@@ -63,9 +63,7 @@ impl Headers {
     pub fn parse(block: &[u8]) -> Result<Headers, HeadersError> {
         let text = String::from_utf8_lossy(block);
         // A block ends with the empty line; a version-only block is "NATS/1.0\r\n\r\n".
-        let body = text
-            .strip_suffix("\r\n\r\n")
-            .ok_or(HeadersError::Unterminated)?;
+        let body = text.strip_suffix("\r\n\r\n").ok_or(HeadersError::Unterminated)?;
         let mut lines = body.split("\r\n");
         let first = lines.next().ok_or(HeadersError::MissingVersion)?;
         let rest = first

@@ -50,12 +50,8 @@ pub fn parse_server_op<'a>(
     };
     let (verb, rest) = split_verb(line);
     let op = match verb.len() {
-        3 if verb.eq_ignore_ascii_case(b"MSG") => {
-            return parse_msg(buf, rest, line_len, limits, false)
-        }
-        4 if verb.eq_ignore_ascii_case(b"HMSG") => {
-            return parse_msg(buf, rest, line_len, limits, true)
-        }
+        3 if verb.eq_ignore_ascii_case(b"MSG") => return parse_msg(buf, rest, line_len, limits, false),
+        4 if verb.eq_ignore_ascii_case(b"HMSG") => return parse_msg(buf, rest, line_len, limits, true),
         4 if verb.eq_ignore_ascii_case(b"PING") => ServerOp::Ping,
         4 if verb.eq_ignore_ascii_case(b"PONG") => ServerOp::Pong,
         4 if verb.eq_ignore_ascii_case(b"INFO") => ServerOp::Info(trim_end(rest)),

@@ -31,7 +31,12 @@ fn valid_ops() -> impl Strategy<Value = Vec<u8>> {
         }),
         (subject, "[a-z]{1,4}", 1u32..1000).prop_map(|(s, q, sid)| {
             let mut out = Vec::new();
-            encode::sub(&mut out, s.as_bytes(), Some(q.as_bytes()), sid.to_string().as_bytes());
+            encode::sub(
+                &mut out,
+                s.as_bytes(),
+                Some(q.as_bytes()),
+                sid.to_string().as_bytes(),
+            );
             out
         }),
         Just(b"PING\r\n".to_vec()),
@@ -111,5 +116,11 @@ fn hpub_header_len_is_kept() {
     encode::publish(&mut buf, b"s", Some(b"r"), Some(12), b"NATS/1.0\r\n\r\nbody");
     let (op, _) = parse_client_op(&buf, &LIMITS).unwrap().unwrap();
     assert_eq!(op.payload(), b"body");
-    assert!(matches!(op, ClientOp::Pub { header_len: Some(12), .. }));
+    assert!(matches!(
+        op,
+        ClientOp::Pub {
+            header_len: Some(12),
+            ..
+        }
+    ));
 }

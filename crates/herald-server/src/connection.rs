@@ -37,7 +37,6 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
 const NO_RESPONDERS_HEADER: &[u8] = b"NATS/1.0 503\r\n\r\n";
 
 /// Why a connection ended.
-#[derive(Debug)]
 enum CloseReason {
     ClientClosed,
     Io(io::Error),
@@ -47,6 +46,23 @@ enum CloseReason {
     WriteDeadline,
     Stale,
     ServerShutdown,
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::ClientClosed => write!(f, "client closed the connection"),
+            CloseReason::Io(e) => write!(f, "I/O error: {e}"),
+            CloseReason::Protocol(e) => write!(f, "protocol error: {e}"),
+            CloseReason::InvalidConnect(why) => write!(f, "invalid CONNECT: {why}"),
+            CloseReason::SlowConsumer => write!(f, "slow consumer: outbound buffer over max_pending"),
+            CloseReason::WriteDeadline => {
+                write!(f, "slow consumer: socket unwritable past write_deadline_ms")
+            }
+            CloseReason::Stale => write!(f, "stale connection: keepalive PINGs unanswered"),
+            CloseReason::ServerShutdown => write!(f, "server shutting down"),
+        }
+    }
 }
 
 /// Options from the client's CONNECT.
@@ -288,11 +304,7 @@ impl Connection {
                 self.counts.ops[Verb::Connect as usize] += 1;
                 self.on_connect(json)?;
             }
-            ClientOp::Sub {
-                subject,
-                queue,
-                sid,
-            } => {
+            ClientOp::Sub { subject, queue, sid } => {
                 self.counts.ops[Verb::Sub as usize] += 1;
                 self.on_sub(subject, queue, sid);
             }
@@ -397,8 +409,18 @@ impl Connection {
 
     /// Routes one published message to every matching subscription.
     #[inline]
-    fn publish(&mut self, subject: &[u8], reply: Option<&[u8]>, header_len: Option<usize>, data: PubData<'_>) {
-        let verb = if header_len.is_some() { Verb::Hpub } else { Verb::Pub };
+    fn publish(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        data: PubData<'_>,
+    ) {
+        let verb = if header_len.is_some() {
+            Verb::Hpub
+        } else {
+            Verb::Pub
+        };
         self.counts.ops[verb as usize] += 1;
         self.counts.in_msgs += 1;
         self.counts.in_bytes += data.len() as u64;
@@ -420,7 +442,11 @@ impl Connection {
         }
         for group in &matched.queues {
             let members = &group.members;
-            let start = if members.len() > 1 { self.rng.usize(..members.len()) } else { 0 };
+            let start = if members.len() > 1 {
+                self.rng.usize(..members.len())
+            } else {
+                0
+            };
             for i in 0..members.len() {
                 let sub = &members[(start + i) % members.len()].0;
                 if self.deliver(sub, subject, reply, header_len, &data) {
@@ -471,7 +497,10 @@ impl Connection {
                 (Data::Shared(&shared), shared.len())
             }
         };
-        match client.outbound.push_msg(subject, &sub.sid, reply, header_len, payload) {
+        match client
+            .outbound
+            .push_msg(subject, &sub.sid, reply, header_len, payload)
+        {
             Appended::Queued => {
                 self.counts.out_msgs += 1;
                 self.counts.out_bytes += len as u64;
@@ -523,7 +552,10 @@ impl Connection {
             let expired = std::mem::take(&mut self.expired);
             for sub in &expired {
                 let mut subs = sub.client.subs.lock();
-                if subs.get(&sub.sid).is_some_and(|current| Arc::ptr_eq(current, sub)) {
+                if subs
+                    .get(&sub.sid)
+                    .is_some_and(|current| Arc::ptr_eq(current, sub))
+                {
                     subs.remove(&sub.sid);
                 }
             }
@@ -561,7 +593,10 @@ impl Connection {
         let stats = &state.stats;
         let last_words: Option<&str> = match &reason {
             CloseReason::SlowConsumer | CloseReason::WriteDeadline => {
-                stats.slow_consumers.fetch_add(u64::from(matches!(reason, CloseReason::WriteDeadline)), Ordering::Relaxed);
+                stats.slow_consumers.fetch_add(
+                    u64::from(matches!(reason, CloseReason::WriteDeadline)),
+                    Ordering::Relaxed,
+                );
                 Some("Slow Consumer")
             }
             CloseReason::Stale => {
@@ -572,9 +607,9 @@ impl Connection {
         };
         match &reason {
             CloseReason::ClientClosed | CloseReason::ServerShutdown => {
-                tracing::debug!(client = self.client.id, peer = %self.peer, ?reason, "connection closed")
+                tracing::debug!(client = self.client.id, peer = %self.peer, %reason, "connection closed")
             }
-            _ => tracing::info!(client = self.client.id, peer = %self.peer, ?reason, "connection closed"),
+            _ => tracing::info!(client = self.client.id, peer = %self.peer, %reason, "connection closed"),
         }
         let outbound = &self.client.outbound;
         if let Some(text) = last_words {
@@ -627,7 +662,11 @@ impl PubData<'_> {
 
 /// The verb at the start of an unparsable buffer, for error metrics.
 fn verb_of(buf: &[u8]) -> Verb {
-    let end = buf.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(buf.len()).min(8);
+    let end = buf
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .unwrap_or(buf.len())
+        .min(8);
     let word = &buf[..end];
     for verb in Verb::ALL {
         if word.eq_ignore_ascii_case(verb.label().as_bytes()) {

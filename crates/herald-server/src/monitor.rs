@@ -16,7 +16,11 @@ use tokio::sync::watch;
 use crate::stats::Verb;
 use crate::ServerState;
 
-pub(crate) async fn serve(state: Arc<ServerState>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    state: Arc<ServerState>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -82,7 +86,7 @@ fn collect(state: &ServerState) -> Varz {
         connections: stats.connections.load(Relaxed),
         total_connections: stats.total_connections.load(Relaxed),
         rejected_connections: stats.rejected_connections.load(Relaxed),
-        subscriptions: state.router.len() as u64,
+        subscriptions: state.router.subscription_count() as u64,
         in_msgs: stats.in_msgs.load(Relaxed),
         out_msgs: stats.out_msgs.load(Relaxed),
         in_bytes: stats.in_bytes.load(Relaxed),
@@ -110,34 +114,90 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
     };
-    metric("herald_connections", "gauge", "Client connections currently open.", v.connections);
-    metric("herald_connections_total", "counter", "Client connections accepted since start.", v.total_connections);
+    metric(
+        "herald_connections",
+        "gauge",
+        "Client connections currently open.",
+        v.connections,
+    );
+    metric(
+        "herald_connections_total",
+        "counter",
+        "Client connections accepted since start.",
+        v.total_connections,
+    );
     metric(
         "herald_connections_rejected_total",
         "counter",
         "Connections refused because max_connections was reached.",
         v.rejected_connections,
     );
-    metric("herald_subscriptions", "gauge", "Subscriptions currently registered.", v.subscriptions);
-    metric("herald_in_messages_total", "counter", "Messages received from publishers.", v.in_msgs);
-    metric("herald_in_bytes_total", "counter", "Payload bytes received from publishers.", v.in_bytes);
-    metric("herald_out_messages_total", "counter", "Messages delivered to subscribers.", v.out_msgs);
-    metric("herald_out_bytes_total", "counter", "Payload bytes delivered to subscribers.", v.out_bytes);
-    metric("herald_slow_consumers_total", "counter", "Connections cut off as slow consumers.", v.slow_consumers);
+    metric(
+        "herald_subscriptions",
+        "gauge",
+        "Subscriptions currently registered.",
+        v.subscriptions,
+    );
+    metric(
+        "herald_in_messages_total",
+        "counter",
+        "Messages received from publishers.",
+        v.in_msgs,
+    );
+    metric(
+        "herald_in_bytes_total",
+        "counter",
+        "Payload bytes received from publishers.",
+        v.in_bytes,
+    );
+    metric(
+        "herald_out_messages_total",
+        "counter",
+        "Messages delivered to subscribers.",
+        v.out_msgs,
+    );
+    metric(
+        "herald_out_bytes_total",
+        "counter",
+        "Payload bytes delivered to subscribers.",
+        v.out_bytes,
+    );
+    metric(
+        "herald_slow_consumers_total",
+        "counter",
+        "Connections cut off as slow consumers.",
+        v.slow_consumers,
+    );
     metric(
         "herald_stale_connections_total",
         "counter",
         "Connections closed after unanswered keepalive PINGs.",
         v.stale_connections,
     );
-    metric("herald_resident_memory_bytes", "gauge", "Resident memory of the process.", v.mem_bytes);
-    metric("herald_uptime_seconds", "gauge", "Seconds since the server started.", v.uptime_seconds);
-    let _ = writeln!(out, "# HELP herald_ops_total Protocol operations received, by verb.");
+    metric(
+        "herald_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the process.",
+        v.mem_bytes,
+    );
+    metric(
+        "herald_uptime_seconds",
+        "gauge",
+        "Seconds since the server started.",
+        v.uptime_seconds,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP herald_ops_total Protocol operations received, by verb."
+    );
     let _ = writeln!(out, "# TYPE herald_ops_total counter");
     for (verb, n) in &v.ops {
         let _ = writeln!(out, "herald_ops_total{{verb=\"{verb}\"}} {n}");
     }
-    let _ = writeln!(out, "# HELP herald_errors_total -ERR replies sent, by verb of the offending operation.");
+    let _ = writeln!(
+        out,
+        "# HELP herald_errors_total -ERR replies sent, by verb of the offending operation."
+    );
     let _ = writeln!(out, "# TYPE herald_errors_total counter");
     for (verb, n) in &v.errors {
         let _ = writeln!(out, "herald_errors_total{{verb=\"{verb}\"}} {n}");

@@ -214,14 +214,7 @@ impl Outbound {
         }
         let pending = &mut state.pending;
         let before = pending.inline.len();
-        herald_protocol::encode::msg_line(
-            &mut pending.inline,
-            subject,
-            sid,
-            reply,
-            header_len,
-            data.len(),
-        );
+        herald_protocol::encode::msg_line(&mut pending.inline, subject, sid, reply, header_len, data.len());
         match data {
             Data::Borrowed(bytes) => pending.inline.extend_from_slice(bytes),
             Data::Shared(bytes) => pending.shared.push((pending.inline.len(), bytes.clone())),
@@ -346,5 +339,99 @@ impl Outbound {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (Arc<TcpStream>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Arc::new(server), client)
+    }
+
+    async fn read_exactly(peer: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        peer.read_exact(&mut buf).await.unwrap();
+        buf
+    }
+
+    #[tokio::test]
+    async fn inline_and_shared_payloads_keep_their_order() {
+        let (stream, mut peer) = pair().await;
+        let outbound = Outbound::new(stream, 1 << 20);
+        let big = Bytes::from(vec![b'x'; 4096]);
+        assert_eq!(
+            outbound.push_msg(b"a", b"1", None, None, Data::Borrowed(b"one")),
+            Appended::Queued
+        );
+        assert_eq!(
+            outbound.push_msg(b"a", b"1", Some(b"r"), None, Data::Shared(&big)),
+            Appended::Queued
+        );
+        assert_eq!(
+            outbound.push_msg(b"a", b"1", None, None, Data::Borrowed(b"two")),
+            Appended::Queued
+        );
+        let expected = [
+            b"MSG a 1 3\r\none\r\n".to_vec(),
+            b"MSG a 1 r 4096\r\n".to_vec(),
+            big.to_vec(),
+            b"\r\nMSG a 1 3\r\ntwo\r\n".to_vec(),
+        ]
+        .concat();
+        assert_eq!(outbound.queued_bytes(), expected.len());
+        assert_eq!(outbound.flush().unwrap(), Flushed::Done);
+        assert_eq!(outbound.queued_bytes(), 0);
+        assert_eq!(read_exactly(&mut peer, expected.len()).await, expected);
+    }
+
+    #[tokio::test]
+    async fn exceeding_max_pending_marks_slow_once_and_drops_unstarted_data() {
+        let (stream, _peer) = pair().await;
+        let outbound = Outbound::new(stream, 1000);
+        let payload = [0u8; 300];
+        let mut results = Vec::new();
+        for _ in 0..5 {
+            results.push(outbound.push_msg(b"s", b"1", None, None, Data::Borrowed(&payload)));
+        }
+        assert_eq!(&results[..3], &[Appended::Queued; 3]);
+        assert_eq!(results[3], Appended::BecameSlow);
+        assert_eq!(results[4], Appended::Closed);
+        assert!(outbound.is_slow());
+        assert_eq!(outbound.queued_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn would_block_keeps_the_rest_for_the_next_flush() {
+        let (stream, mut peer) = pair().await;
+        let outbound = Outbound::new(stream.clone(), 64 << 20);
+        let payload = vec![7u8; 60_000];
+        let mut expected = Vec::new();
+        // Far more than the socket buffers hold while the peer does not read.
+        for i in 0..200u32 {
+            let sid = i.to_string();
+            outbound.push_msg(b"big", sid.as_bytes(), None, None, Data::Borrowed(&payload));
+            encode_expected(&mut expected, &sid, &payload);
+        }
+        assert_eq!(outbound.flush().unwrap(), Flushed::WouldBlock);
+        assert!(outbound.queued_bytes() > 0);
+        let reader = tokio::spawn(async move { read_exactly(&mut peer, expected.len()).await == expected });
+        loop {
+            match outbound.flush().unwrap() {
+                Flushed::Done => break,
+                _ => stream.writable().await.unwrap(),
+            }
+        }
+        assert!(reader.await.unwrap(), "bytes arrived in order and complete");
+    }
+
+    fn encode_expected(out: &mut Vec<u8>, sid: &str, payload: &[u8]) {
+        herald_protocol::encode::msg(out, b"big", sid.as_bytes(), None, None, payload);
     }
 }

@@ -122,12 +122,7 @@ impl Router {
     }
 
     /// Number of subscriptions in the index.
-    pub fn len(&self) -> usize {
+    pub fn subscription_count(&self) -> usize {
         self.sublist.read().len()
-    }
-
-    /// Whether the index is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

@@ -77,7 +77,10 @@ impl Server {
         let client_addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(client_addr)
             .await
-            .map_err(|source| ServerError::Bind { addr: client_addr, source })?;
+            .map_err(|source| ServerError::Bind {
+                addr: client_addr,
+                source,
+            })?;
         let client_addr = listener.local_addr().map_err(|source| ServerError::Bind {
             addr: client_addr,
             source,
@@ -85,7 +88,10 @@ impl Server {
         let http_addr = SocketAddr::new(config.host, config.http_port);
         let http_listener = TcpListener::bind(http_addr)
             .await
-            .map_err(|source| ServerError::Bind { addr: http_addr, source })?;
+            .map_err(|source| ServerError::Bind {
+                addr: http_addr,
+                source,
+            })?;
         let http_addr = http_listener.local_addr().map_err(|source| ServerError::Bind {
             addr: http_addr,
             source,

@@ -96,7 +96,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.into_config()?;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .with_context(|| format!("invalid --log-level {:?}", config.log_level))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("herald")
@@ -105,7 +108,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server = Server::start(config).await?;
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "herald {} listening for clients on nats://{}", env!("CARGO_PKG_VERSION"), server.client_addr())?;
+        writeln!(
+            stdout,
+            "herald {} listening for clients on nats://{}",
+            env!("CARGO_PKG_VERSION"),
+            server.client_addr()
+        )?;
         writeln!(stdout, "herald monitoring on http://{}", server.http_addr())?;
         stdout.flush()?;
         drop(stdout);
