@@ -164,8 +164,10 @@ impl Connection {
                 biased;
                 _ = shutdown.changed() => return CloseReason::ServerShutdown,
                 _ = self.client.outbound.owner_woken() => {
-                    if self.client.outbound.is_slow() {
-                        return CloseReason::SlowConsumer;
+                    // Another task queued data it could not write, or marked
+                    // this client slow: try now, arming the write deadline.
+                    if let Err(reason) = self.flush_own(&mut stalled, &mut stall, write_deadline) {
+                        return reason;
                     }
                 }
                 _ = &mut stall, if stalled => return CloseReason::WriteDeadline,
