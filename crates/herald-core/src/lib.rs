@@ -27,13 +27,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod inline_vec;
 mod match_cache;
+mod result;
 mod subject;
 mod sublist;
+mod tokens;
 
 pub use match_cache::MatchCache;
+pub use result::{MatchResult, QueueGroup};
 pub use subject::{
     is_literal, subject_matches, validate_literal_subject, validate_queue_name, validate_subject,
     SubjectError, SUBJECT_LEN_MAX,
 };
-pub use sublist::{MatchResult, QueueGroup, Sublist};
+pub use sublist::Sublist;

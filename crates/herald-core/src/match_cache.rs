@@ -1,18 +1,41 @@
 //! A bounded per-connection cache of subject matches.
 
+use std::fmt;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::sublist::MatchResult;
+use crate::result::MatchResult;
 
 /// Match results by literal subject, valid for one generation of the index.
 ///
 /// A publisher keeps one of these so that, while subscriptions do not change,
-/// routing a message needs neither the index's lock nor a trie walk. When the
-/// generation moves on, every entry is stale and the map is cleared on the
-/// next insert. When it is full, it is cleared too: simple, bounded, and a
-/// working set that fits refills at once.
+/// routing a message needs neither the index's lock nor a trie walk.
+///
+/// Invalidation: the cache remembers the generation its entries belong to.
+/// [`get`](Self::get) with another generation misses without scanning;
+/// the first [`insert`](Self::insert) at a newer generation clears the map.
+///
+/// Eviction: when the cache holds `entries_max` entries and a new subject
+/// arrives, it clears everything. That is O(1) amortized (a clear follows at
+/// least `entries_max` inserts), keeps memory bounded, needs no bookkeeping
+/// on hits, and a working set that fits refills at once. A working set larger
+/// than the cache degrades to plain index lookups, never to unbounded growth.
+///
+/// ```
+/// use std::sync::Arc;
+/// use herald_core::{MatchCache, Sublist};
+///
+/// let mut index = Sublist::new();
+/// index.insert(b"a.*", None, 1).unwrap();
+/// let mut cache = MatchCache::new(1024);
+/// let generation = index.generation();
+/// cache.insert(b"a.b", generation, Arc::new(index.matches(b"a.b")));
+/// assert_eq!(cache.get(b"a.b", generation).unwrap().plain, vec![1]);
+///
+/// index.insert(b"a.b", None, 2).unwrap();
+/// assert!(cache.get(b"a.b", index.generation()).is_none());
+/// ```
 pub struct MatchCache<T> {
     entries: FxHashMap<Box<[u8]>, Arc<MatchResult<T>>>,
     generation: u64,
@@ -20,7 +43,7 @@ pub struct MatchCache<T> {
 }
 
 impl<T> MatchCache<T> {
-    /// A cache of at most `entries_max` subjects.
+    /// A cache of at most `entries_max` subjects (at least 1).
     pub fn new(entries_max: usize) -> Self {
         MatchCache {
             entries: FxHashMap::default(),
@@ -29,7 +52,8 @@ impl<T> MatchCache<T> {
         }
     }
 
-    /// The cached result for `subject`, if it belongs to `generation`.
+    /// The cached result for `subject`, if present and stored at
+    /// `generation`. Does not allocate.
     #[inline]
     pub fn get(&self, subject: &[u8], generation: u64) -> Option<&Arc<MatchResult<T>>> {
         if generation != self.generation {
@@ -38,7 +62,9 @@ impl<T> MatchCache<T> {
         self.entries.get(subject)
     }
 
-    /// Stores a result computed at `generation`.
+    /// Stores `result`, computed at `generation`. A newer generation than the
+    /// cache's drops every entry first; an older one (a result computed
+    /// before a change the cache has already seen) is ignored.
     pub fn insert(&mut self, subject: &[u8], generation: u64, result: Arc<MatchResult<T>>) {
         if generation < self.generation {
             return;
@@ -47,13 +73,17 @@ impl<T> MatchCache<T> {
             self.entries.clear();
             self.generation = generation;
         }
+        if let Some(entry) = self.entries.get_mut(subject) {
+            *entry = result;
+            return;
+        }
         if self.entries.len() >= self.entries_max {
             self.entries.clear();
         }
         self.entries.insert(subject.into(), result);
     }
 
-    /// Entries held.
+    /// Entries held (some may be stale until the next insert).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -61,6 +91,21 @@ impl<T> MatchCache<T> {
     /// Whether no entry is held.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The most entries ever held at once.
+    pub fn entries_max(&self) -> usize {
+        self.entries_max
+    }
+}
+
+impl<T> fmt::Debug for MatchCache<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MatchCache")
+            .field("len", &self.entries.len())
+            .field("entries_max", &self.entries_max)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,5 +127,16 @@ mod tests {
         assert!(cache.len() <= 2);
         cache.insert(b"old", 1, r);
         assert!(cache.get(b"old", 1).is_none());
+    }
+
+    #[test]
+    fn replacing_a_present_subject_does_not_evict() {
+        let mut cache = MatchCache::<u32>::new(2);
+        let r = Arc::new(MatchResult::empty());
+        cache.insert(b"a", 0, r.clone());
+        cache.insert(b"b", 0, r.clone());
+        cache.insert(b"b", 0, r);
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(b"a", 0).is_some());
     }
 }

@@ -71,7 +71,13 @@ mod tests {
         let mut r = MatchResult::empty();
         assert!(r.is_empty());
         r.extend(&[1], &[(b"q".as_slice().into(), vec![2])]);
-        r.extend(&[3], &[(b"q".as_slice().into(), vec![4]), (b"p".as_slice().into(), vec![5])]);
+        r.extend(
+            &[3],
+            &[
+                (b"q".as_slice().into(), vec![4]),
+                (b"p".as_slice().into(), vec![5]),
+            ],
+        );
         assert!(!r.is_empty());
         assert_eq!(r.plain, vec![1, 3]);
         assert_eq!(r.queues.len(), 2);

@@ -20,7 +20,8 @@ pub enum SubjectError {
     /// `>` is not the last token.
     #[error("'>' must be the last token")]
     WildcardNotLast,
-    /// Reserved for strict checking of tokens like `a*`; NATS accepts them as literals.
+    /// Reserved for strict checking of tokens like `a*`. Never returned:
+    /// NATS accepts such tokens as literals, and so does Herald.
     #[error("wildcard inside a token")]
     WildcardInPartialToken,
     /// A wildcard token where a literal subject is required.
@@ -29,6 +30,11 @@ pub enum SubjectError {
     /// Longer than [`SUBJECT_LEN_MAX`].
     #[error("subject longer than 4096 bytes")]
     TooLong,
+}
+
+/// Whitespace and NUL may appear nowhere in a subject or queue name.
+fn is_forbidden(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0)
 }
 
 fn check(subject: &[u8], wildcards_allowed: bool) -> Result<(), SubjectError> {
@@ -43,10 +49,7 @@ fn check(subject: &[u8], wildcards_allowed: bool) -> Result<(), SubjectError> {
         if token.is_empty() {
             return Err(SubjectError::EmptyToken);
         }
-        if token
-            .iter()
-            .any(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0))
-        {
+        if token.iter().copied().any(is_forbidden) {
             return Err(SubjectError::InvalidCharacter);
         }
         match token {
@@ -58,37 +61,61 @@ fn check(subject: &[u8], wildcards_allowed: bool) -> Result<(), SubjectError> {
     Ok(())
 }
 
-/// Validates a subscription subject, where `*` and `>` tokens are wildcards.
+/// Validates a subscription subject: at most [`SUBJECT_LEN_MAX`] bytes of
+/// non-empty tokens separated by `.`, with no whitespace or NUL. A token
+/// that is exactly `*` matches one token; one that is exactly `>` matches
+/// one or more and must be last. Tokens that merely contain `*` or `>`
+/// (`a*`, `foo>`) are literal, as in NATS.
+///
+/// ```
+/// use herald_core::{validate_subject, SubjectError};
+///
+/// assert!(validate_subject(b"orders.*.eu.>").is_ok());
+/// assert!(validate_subject(b"rates.a*").is_ok());
+/// assert_eq!(validate_subject(b"a..b"), Err(SubjectError::EmptyToken));
+/// assert_eq!(validate_subject(b"a.>.b"), Err(SubjectError::WildcardNotLast));
+/// ```
 pub fn validate_subject(subject: &[u8]) -> Result<(), SubjectError> {
     check(subject, true)
 }
 
-/// Validates a publish subject: no wildcard tokens.
+/// Validates a publish subject: as [`validate_subject`], but no token may
+/// be exactly `*` or `>` ([`SubjectError::WildcardInLiteral`]).
 pub fn validate_literal_subject(subject: &[u8]) -> Result<(), SubjectError> {
     check(subject, false)
 }
 
-/// Validates a queue group name.
+/// Validates a queue group name: non-empty ([`SubjectError::Empty`]), no
+/// whitespace or NUL ([`SubjectError::InvalidCharacter`]).
 pub fn validate_queue_name(queue: &[u8]) -> Result<(), SubjectError> {
     if queue.is_empty() {
         return Err(SubjectError::Empty);
     }
-    if queue
-        .iter()
-        .any(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0))
-    {
+    if queue.iter().copied().any(is_forbidden) {
         return Err(SubjectError::InvalidCharacter);
     }
     Ok(())
 }
 
-/// Whether no token is a wildcard.
+/// Whether no token is exactly `*` or `>` (tokens that merely contain them
+/// are literal).
 pub fn is_literal(subject: &[u8]) -> bool {
     subject.split(|&b| b == b'.').all(|t| t != b"*" && t != b">")
 }
 
-/// Reference matcher: does the subscription `pattern` match the literal `subject`?
+/// Reference matcher: does the subscription `pattern` match the literal
+/// `subject`?
+///
+/// `*` in `pattern` matches exactly one token and `>` one or more; any other
+/// token must be equal. A subject with an empty token (including the empty
+/// subject) matches nothing, as in [`Sublist::matches`]. Simple and
+/// obviously correct rather than fast: the index does the real work.
+///
+/// [`Sublist::matches`]: crate::Sublist::matches
 pub fn subject_matches(pattern: &[u8], subject: &[u8]) -> bool {
+    if subject.split(|&b| b == b'.').any(<[u8]>::is_empty) {
+        return false;
+    }
     let mut pattern = pattern.split(|&b| b == b'.');
     let mut subject = subject.split(|&b| b == b'.');
     loop {

@@ -1,47 +1,27 @@
 //! The subscription index: a trie keyed by subject tokens.
+//!
+//! Each [`Level`] holds the children for one token position: literal tokens
+//! in a hash map, plus at most one `*` child and one `>` child. A [`Node`]
+//! holds the subscriptions whose pattern ends there and, optionally, the
+//! level for the next token. Nodes left empty by a removal are pruned, so the
+//! trie's size follows the set of live patterns, not the history of churn.
+
+use std::fmt;
 
 use rustc_hash::FxHashMap;
 
+use crate::inline_vec::InlineVec;
+use crate::result::MatchResult;
 use crate::subject::{validate_queue_name, validate_subject, SubjectError};
+use crate::tokens::Tokens;
 
-/// Tokens held on the stack while matching; deeper subjects use the heap.
-const TOKENS_INLINE_MAX: usize = 32;
+/// `*` branches deferred on the stack while matching before spilling to the heap.
+const PENDING_INLINE_MAX: usize = 16;
 
-/// Members of one queue group that match a subject.
-#[derive(Debug, Clone)]
-pub struct QueueGroup<T> {
-    /// Group name.
-    pub name: Box<[u8]>,
-    /// Matching members; a message goes to exactly one of them.
-    pub members: Vec<T>,
-}
-
-/// Everything a literal subject matches.
-#[derive(Debug, Clone)]
-pub struct MatchResult<T> {
-    /// Plain subscriptions: each gets every message.
-    pub plain: Vec<T>,
-    /// Queue groups with at least one member, merged by name across patterns.
-    pub queues: Vec<QueueGroup<T>>,
-}
-
-impl<T> MatchResult<T> {
-    /// A result with nothing in it.
-    pub fn empty() -> Self {
-        MatchResult {
-            plain: Vec::new(),
-            queues: Vec::new(),
-        }
-    }
-
-    /// Whether nothing matched.
-    pub fn is_empty(&self) -> bool {
-        self.plain.is_empty() && self.queues.iter().all(|g| g.members.is_empty())
-    }
-}
-
+/// Subscriptions whose pattern ends at this node, and the next level.
 struct Node<T> {
     plain: Vec<T>,
+    /// Queue subscriptions by group name; few groups per pattern, so a `Vec`.
     queues: Vec<(Box<[u8]>, Vec<T>)>,
     next: Option<Box<Level<T>>>,
 }
@@ -58,11 +38,50 @@ impl<T> Node<T> {
     fn is_empty(&self) -> bool {
         self.plain.is_empty() && self.queues.is_empty() && self.next.is_none()
     }
+
+    fn add(&mut self, queue: Option<&[u8]>, value: T) {
+        match queue {
+            None => self.plain.push(value),
+            Some(queue) => match self.queues.iter_mut().find(|(name, _)| **name == *queue) {
+                Some((_, members)) => members.push(value),
+                None => self.queues.push((queue.into(), vec![value])),
+            },
+        }
+    }
+
+    /// Removes one entry equal to `value`; drops the group if it empties.
+    fn remove(&mut self, queue: Option<&[u8]>, value: &T) -> bool
+    where
+        T: PartialEq,
+    {
+        let Some(queue) = queue else {
+            return remove_one(&mut self.plain, value);
+        };
+        let Some(g) = self.queues.iter().position(|(name, _)| **name == *queue) else {
+            return false;
+        };
+        let removed = remove_one(&mut self.queues[g].1, value);
+        if self.queues[g].1.is_empty() {
+            self.queues.swap_remove(g);
+        }
+        removed
+    }
 }
 
+fn remove_one<T: PartialEq>(values: &mut Vec<T>, value: &T) -> bool {
+    match values.iter().position(|v| v == value) {
+        Some(i) => {
+            values.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The children for one token position.
 struct Level<T> {
     literal: FxHashMap<Box<[u8]>, Node<T>>,
-    /// The `*` child: any one token.
+    /// The `*` child: exactly one token.
     star: Option<Box<Node<T>>>,
     /// The `>` child: one or more tokens.
     rest: Option<Box<Node<T>>>,
@@ -86,6 +105,7 @@ impl<T> Level<T> {
             b"*" => self.star.get_or_insert_with(|| Box::new(Node::new())),
             b">" => self.rest.get_or_insert_with(|| Box::new(Node::new())),
             _ => {
+                // Look up first so that an existing token costs no allocation.
                 if !self.literal.contains_key(token) {
                     self.literal.insert(token.into(), Node::new());
                 }
@@ -94,11 +114,64 @@ impl<T> Level<T> {
         }
     }
 
-    fn node_count(&self) -> usize {
-        let count = |n: &Node<T>| 1 + n.next.as_ref().map_or(0, |l| l.node_count());
-        self.literal.values().map(count).sum::<usize>()
-            + self.star.as_deref().map_or(0, count)
-            + self.rest.as_deref().map_or(0, count)
+    fn child_ref(&self, token: &[u8]) -> Option<&Node<T>> {
+        match token {
+            b"*" => self.star.as_deref(),
+            b">" => self.rest.as_deref(),
+            _ => self.literal.get(token),
+        }
+    }
+
+    fn child_count(&self) -> usize {
+        self.literal.len() + usize::from(self.star.is_some()) + usize::from(self.rest.is_some())
+    }
+
+    fn child(&mut self, token: &[u8]) -> Option<&mut Node<T>> {
+        match token {
+            b"*" => self.star.as_deref_mut(),
+            b">" => self.rest.as_deref_mut(),
+            _ => self.literal.get_mut(token),
+        }
+    }
+
+    fn remove_child(&mut self, token: &[u8]) {
+        match token {
+            b"*" => self.star = None,
+            b">" => self.rest = None,
+            _ => {
+                self.literal.remove(token);
+            }
+        }
+    }
+
+    fn nodes(&self) -> impl Iterator<Item = &Node<T>> {
+        self.literal
+            .values()
+            .chain(self.star.as_deref())
+            .chain(self.rest.as_deref())
+    }
+
+    /// Moves every grandchild level onto `stack`.
+    fn take_next_levels(&mut self, stack: &mut Vec<Level<T>>) {
+        let nodes = self
+            .literal
+            .values_mut()
+            .chain(self.star.as_deref_mut())
+            .chain(self.rest.as_deref_mut());
+        stack.extend(nodes.filter_map(|node| node.next.take().map(|level| *level)));
+    }
+}
+
+impl<T> Drop for Level<T> {
+    /// Dismantles the trie below this level iteratively: a subject can have
+    /// about 2,000 tokens, and recursive drop glue that deep could overflow
+    /// a thread's stack.
+    fn drop(&mut self) {
+        let mut stack = Vec::new();
+        self.take_next_levels(&mut stack);
+        while let Some(mut level) = stack.pop() {
+            level.take_next_levels(&mut stack);
+        }
     }
 }
 
@@ -114,6 +187,8 @@ impl<T> Level<T> {
 /// let result = subs.matches(b"orders.created");
 /// assert_eq!(result.plain, vec![1]);
 /// assert_eq!(result.queues[0].members, vec![2]);
+/// assert!(subs.remove(b"orders.*", None, &1));
+/// assert_eq!(subs.len(), 1);
 /// ```
 pub struct Sublist<T> {
     root: Level<T>,
@@ -127,6 +202,15 @@ impl<T: Clone + PartialEq> Default for Sublist<T> {
     }
 }
 
+impl<T> fmt::Debug for Sublist<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sublist")
+            .field("len", &self.count)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T: Clone + PartialEq> Sublist<T> {
     /// An empty index.
     pub fn new() -> Self {
@@ -137,72 +221,69 @@ impl<T: Clone + PartialEq> Sublist<T> {
         }
     }
 
-    /// Adds a subscription.
+    /// Adds a subscription to `subject` (wildcards allowed), in the queue
+    /// group `queue` if given. Equal values may be added more than once;
+    /// each is a separate entry.
+    ///
+    /// Fails, changing nothing, if [`validate_subject`] rejects the subject
+    /// or [`validate_queue_name`] rejects the queue name.
     pub fn insert(&mut self, subject: &[u8], queue: Option<&[u8]>, value: T) -> Result<(), SubjectError> {
         validate_subject(subject)?;
         if let Some(queue) = queue {
             validate_queue_name(queue)?;
         }
-        let mut tokens = subject.split(|&b| b == b'.').peekable();
-        let mut level = &mut self.root;
-        loop {
-            let token = tokens.next().expect("validated subjects have a token");
-            let node = level.child_mut(token);
-            if tokens.peek().is_none() {
-                match queue {
-                    None => node.plain.push(value),
-                    Some(queue) => match node.queues.iter_mut().find(|(name, _)| &**name == queue) {
-                        Some((_, members)) => members.push(value),
-                        None => node.queues.push((queue.into(), vec![value])),
-                    },
-                }
-                break;
-            }
-            level = node.next.get_or_insert_with(|| Box::new(Level::new()));
+        let mut tokens = subject.split(|&b| b == b'.');
+        let mut node = self
+            .root
+            .child_mut(tokens.next().expect("a valid subject has a token"));
+        for token in tokens {
+            node = node
+                .next
+                .get_or_insert_with(|| Box::new(Level::new()))
+                .child_mut(token);
         }
+        node.add(queue, value);
         self.count += 1;
         self.generation += 1;
         Ok(())
     }
 
-    /// Removes one subscription equal to `value` stored under exactly this
-    /// subject and queue, pruning nodes left empty. Returns whether it was found.
+    /// Removes one entry equal to `value` stored under exactly this subject
+    /// pattern and queue group (no wildcard matching: `a.*` removes only
+    /// what was inserted as `a.*`). Prunes the nodes this leaves empty.
+    /// Returns whether an entry was removed.
     pub fn remove(&mut self, subject: &[u8], queue: Option<&[u8]>, value: &T) -> bool {
-        if validate_subject(subject).is_err() {
+        let Some(tokens) = Tokens::split(subject) else {
+            return false;
+        };
+        let tokens = tokens.as_slice();
+        let Some(node) = node_mut(&mut self.root, tokens) else {
+            return false;
+        };
+        if !node.remove(queue, value) {
             return false;
         }
-        let tokens: Vec<&[u8]> = subject.split(|&b| b == b'.').collect();
-        let removed = remove_in(&mut self.root, &tokens, queue, value);
-        if removed {
-            self.count -= 1;
-            self.generation += 1;
-        }
-        removed
+        prune(&mut self.root, tokens);
+        self.count -= 1;
+        self.generation += 1;
+        true
     }
 
-    /// Every subscription matching the literal subject `subject`.
+    /// Every subscription whose pattern matches the literal subject
+    /// `subject`: plain ones in [`MatchResult::plain`], and for each queue
+    /// group name with a matching member, one [`QueueGroup`] holding all its
+    /// matching members, whichever patterns they came from.
+    ///
+    /// `subject` is not validated. A subject with an empty token (including
+    /// the empty subject) matches nothing; a `*` or `>` token in it is
+    /// compared as a literal token.
+    ///
+    /// [`QueueGroup`]: crate::QueueGroup
     pub fn matches(&self, subject: &[u8]) -> MatchResult<T> {
         let mut result = MatchResult::empty();
-        let mut inline: [&[u8]; TOKENS_INLINE_MAX] = [&[]; TOKENS_INLINE_MAX];
-        let mut heap = Vec::new();
-        let mut n = 0;
-        for token in subject.split(|&b| b == b'.') {
-            if n < TOKENS_INLINE_MAX {
-                inline[n] = token;
-            } else {
-                if heap.is_empty() {
-                    heap.extend_from_slice(&inline);
-                }
-                heap.push(token);
-            }
-            n += 1;
+        if let Some(tokens) = Tokens::split(subject) {
+            collect(&self.root, tokens.as_slice(), &mut result);
         }
-        let tokens = if n <= TOKENS_INLINE_MAX {
-            &inline[..n]
-        } else {
-            &heap[..]
-        };
-        collect(&self.root, tokens, &mut result);
         result
     }
 
@@ -216,114 +297,123 @@ impl<T: Clone + PartialEq> Sublist<T> {
         self.count == 0
     }
 
-    /// Changes with every successful insert or remove.
+    /// Incremented by every successful insert or remove, so that caches of
+    /// match results can tell when they are stale.
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
-    /// Trie nodes allocated (for tests of pruning).
+    /// Trie nodes allocated; 0 when empty. For tests of pruning: in debug
+    /// builds it also asserts that no node is empty (pruning missed nothing).
     #[doc(hidden)]
     pub fn node_count(&self) -> usize {
-        self.root.node_count()
+        let mut count = 0;
+        let mut stack = vec![&self.root];
+        while let Some(level) = stack.pop() {
+            for node in level.nodes() {
+                debug_assert!(!node.is_empty(), "an empty node survived pruning");
+                debug_assert!(
+                    node.next.as_deref().is_none_or(|l| !l.is_empty()),
+                    "an empty level survived"
+                );
+                count += 1;
+                stack.extend(node.next.as_deref());
+            }
+        }
+        count
     }
 }
 
-fn remove_in<T: PartialEq>(level: &mut Level<T>, tokens: &[&[u8]], queue: Option<&[u8]>, value: &T) -> bool {
-    let Some((&token, rest)) = tokens.split_first() else {
-        return false;
-    };
-    let node = match token {
-        b"*" => level.star.as_deref_mut(),
-        b">" => level.rest.as_deref_mut(),
-        _ => level.literal.get_mut(token),
-    };
-    let Some(node) = node else {
-        return false;
-    };
-    let removed = if rest.is_empty() {
-        remove_from_node(node, queue, value)
-    } else {
-        match node.next.as_deref_mut() {
-            Some(next) => {
-                let removed = remove_in(next, rest, queue, value);
-                if next.is_empty() {
-                    node.next = None;
-                }
-                removed
-            }
-            None => false,
-        }
-    };
-    if node.is_empty() {
-        match token {
-            b"*" => level.star = None,
-            b">" => level.rest = None,
-            _ => {
-                level.literal.remove(token);
-            }
-        }
+/// The node for the pattern `tokens` (at least one) below `level`, if any.
+fn node_mut<'a, T>(mut level: &'a mut Level<T>, tokens: &[&[u8]]) -> Option<&'a mut Node<T>> {
+    let (last, path) = tokens.split_last()?;
+    for token in path {
+        level = level.child(token)?.next.as_deref_mut()?;
     }
-    removed
+    level.child(last)
 }
 
-fn remove_from_node<T: PartialEq>(node: &mut Node<T>, queue: Option<&[u8]>, value: &T) -> bool {
-    match queue {
-        None => match node.plain.iter().position(|v| v == value) {
-            Some(i) => {
-                node.plain.swap_remove(i);
-                true
-            }
-            None => false,
-        },
-        Some(queue) => {
-            let Some(g) = node.queues.iter().position(|(name, _)| &**name == queue) else {
-                return false;
-            };
-            let members = &mut node.queues[g].1;
-            let Some(i) = members.iter().position(|v| v == value) else {
-                return false;
-            };
-            members.swap_remove(i);
-            if members.is_empty() {
-                node.queues.swap_remove(g);
-            }
-            true
+/// After a removal under the pattern `tokens`, drops the nodes on that path
+/// left with nothing in or below them, restoring the invariant that no node
+/// is empty. Iterative, so the depth of a subject cannot exhaust the stack.
+fn prune<T>(root: &mut Level<T>, tokens: &[&[u8]]) {
+    // The shallowest depth from which the path holds nothing but itself: no
+    // subscriptions, and no children besides the path's next node.
+    let mut cut = None;
+    let mut level = &*root;
+    for (depth, &token) in tokens.iter().enumerate() {
+        let Some(node) = level.child_ref(token) else {
+            return;
+        };
+        let last = depth + 1 == tokens.len();
+        let only_path_below = match node.next.as_deref() {
+            None => last,
+            Some(next) => !last && next.child_count() == 1,
+        };
+        if node.plain.is_empty() && node.queues.is_empty() && only_path_below {
+            cut.get_or_insert(depth);
+        } else {
+            cut = None;
+        }
+        match node.next.as_deref() {
+            Some(next) if !last => level = next,
+            _ => break,
         }
     }
-}
-
-fn collect<T: Clone>(level: &Level<T>, tokens: &[&[u8]], out: &mut MatchResult<T>) {
-    let Some((&token, rest)) = tokens.split_first() else {
+    let Some(cut) = cut else {
         return;
     };
-    if let Some(node) = &level.rest {
-        add(node, out);
+    let token = tokens[cut];
+    if cut == 0 {
+        root.remove_child(token);
+        return;
     }
-    if let Some(node) = &level.star {
-        visit(node, rest, out);
-    }
-    if let Some(node) = level.literal.get(token) {
-        visit(node, rest, out);
+    // The parent keeps subscriptions or other children; if it was only the
+    // removed child that made its next level non-empty, drop that level too.
+    let Some(parent) = node_mut(root, &tokens[..cut]) else {
+        return;
+    };
+    if let Some(level) = parent.next.as_deref_mut() {
+        level.remove_child(token);
+        if level.is_empty() {
+            parent.next = None;
+        }
     }
 }
 
-fn visit<T: Clone>(node: &Node<T>, rest: &[&[u8]], out: &mut MatchResult<T>) {
-    if rest.is_empty() {
-        add(node, out);
-    } else if let Some(next) = &node.next {
-        collect(next, rest, out);
-    }
-}
-
-fn add<T: Clone>(node: &Node<T>, out: &mut MatchResult<T>) {
-    out.plain.extend_from_slice(&node.plain);
-    for (name, members) in &node.queues {
-        match out.queues.iter_mut().find(|g| g.name == *name) {
-            Some(group) => group.members.extend_from_slice(members),
-            None => out.queues.push(QueueGroup {
-                name: name.clone(),
-                members: members.clone(),
-            }),
+/// Adds everything below `root` that matches `tokens` (at least one).
+///
+/// Walks one path at a time, following literal children and deferring `*`
+/// branches on an explicit stack, so the depth of a subject cannot exhaust
+/// the thread's stack; ordinary subjects need no heap for the deferrals.
+fn collect<T: Clone>(root: &Level<T>, tokens: &[&[u8]], out: &mut MatchResult<T>) {
+    let mut pending: InlineVec<(&Level<T>, usize), PENDING_INLINE_MAX> = InlineVec::new((root, 0));
+    pending.push((root, 0));
+    while let Some((mut level, mut i)) = pending.pop() {
+        loop {
+            let last = i + 1 == tokens.len();
+            if let Some(node) = level.rest.as_deref() {
+                out.extend(&node.plain, &node.queues);
+            }
+            if let Some(node) = level.star.as_deref() {
+                if last {
+                    out.extend(&node.plain, &node.queues);
+                } else if let Some(next) = node.next.as_deref() {
+                    pending.push((next, i + 1));
+                }
+            }
+            let Some(node) = level.literal.get(tokens[i]) else {
+                break;
+            };
+            if last {
+                out.extend(&node.plain, &node.queues);
+                break;
+            }
+            let Some(next) = node.next.as_deref() else {
+                break;
+            };
+            level = next;
+            i += 1;
         }
     }
 }
@@ -331,26 +421,6 @@ fn add<T: Clone>(node: &Node<T>, out: &mut MatchResult<T>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn queue_groups_merge_across_patterns() {
-        let mut s = Sublist::new();
-        s.insert(b"a.*", Some(b"q"), 1).unwrap();
-        s.insert(b"a.b", Some(b"q"), 2).unwrap();
-        s.insert(b"a.>", Some(b"other"), 3).unwrap();
-        let r = s.matches(b"a.b");
-        assert!(r.plain.is_empty());
-        let mut q: Vec<_> = r
-            .queues
-            .iter()
-            .find(|g| &*g.name == b"q")
-            .unwrap()
-            .members
-            .clone();
-        q.sort();
-        assert_eq!(q, vec![1, 2]);
-        assert_eq!(r.queues.len(), 2);
-    }
 
     #[test]
     fn remove_prunes_every_node() {
@@ -361,6 +431,8 @@ mod tests {
             s.insert(subject, Some(b"q"), i + 100).unwrap();
         }
         assert_eq!(s.len(), 10);
+        // a, a.b, a.b.c, a.*, a.*.c, a.>, >, x, x.y
+        assert_eq!(s.node_count(), 9);
         let before = s.generation();
         for (i, subject) in subjects.iter().enumerate() {
             assert!(s.remove(subject, None, &i));
@@ -369,17 +441,17 @@ mod tests {
         }
         assert_eq!(s.len(), 0);
         assert_eq!(s.node_count(), 0);
+        assert!(s.root.is_empty());
         assert_eq!(s.generation(), before + 10);
     }
 
     #[test]
-    fn deep_subjects_match() {
+    fn failed_operations_leave_generation_alone() {
         let mut s = Sublist::new();
-        let deep: Vec<u8> = (0..40).map(|_| "t").collect::<Vec<_>>().join(".").into_bytes();
-        s.insert(&deep, None, 1).unwrap();
-        s.insert(b"t.>", None, 2).unwrap();
-        let mut r = s.matches(&deep).plain;
-        r.sort();
-        assert_eq!(r, vec![1, 2]);
+        assert!(s.insert(b"a..b", None, 1).is_err());
+        assert!(s.insert(b"a", Some(b""), 1).is_err());
+        assert!(!s.remove(b"a", None, &1));
+        assert_eq!(s.generation(), 0);
+        assert_eq!(s.node_count(), 0);
     }
 }

@@ -1,59 +1,34 @@
 //! Splitting a subject into tokens without touching the heap in the common case.
 
+use crate::inline_vec::InlineVec;
+
 /// Tokens held inline; subjects with more tokens spill to the heap.
 const TOKENS_INLINE_MAX: usize = 32;
 
-/// The tokens of a subject, split on `.`.
-///
-/// Up to [`TOKENS_INLINE_MAX`] tokens live in a fixed array on the stack;
-/// deeper subjects (rare) fall back to a `Vec`.
-pub(crate) struct Tokens<'a> {
-    inline: [&'a [u8]; TOKENS_INLINE_MAX],
-    len: usize,
-    heap: Vec<&'a [u8]>,
-}
+/// The tokens of a subject, split on `.`: up to [`TOKENS_INLINE_MAX`] on the
+/// stack, deeper subjects (rare) in a `Vec`.
+pub(crate) struct Tokens<'a>(InlineVec<&'a [u8], TOKENS_INLINE_MAX>);
 
 impl<'a> Tokens<'a> {
     /// Splits `subject` on `.`. Returns `None` if any token is empty, which
-    /// includes the empty subject and a leading, trailing or doubled dot.
+    /// includes the empty subject and a leading, trailing or doubled dot, so
+    /// a returned list is never empty.
     #[inline]
     pub(crate) fn split(subject: &'a [u8]) -> Option<Self> {
-        let mut tokens = Tokens {
-            inline: [&[]; TOKENS_INLINE_MAX],
-            len: 0,
-            heap: Vec::new(),
-        };
+        let mut tokens = InlineVec::new(&[][..]);
         for token in subject.split(|&b| b == b'.') {
             if token.is_empty() {
                 return None;
             }
             tokens.push(token);
         }
-        Some(tokens)
-    }
-
-    #[inline]
-    fn push(&mut self, token: &'a [u8]) {
-        if self.len < TOKENS_INLINE_MAX {
-            self.inline[self.len] = token;
-        } else {
-            if self.heap.is_empty() {
-                self.heap.reserve(TOKENS_INLINE_MAX * 2);
-                self.heap.extend_from_slice(&self.inline);
-            }
-            self.heap.push(token);
-        }
-        self.len += 1;
+        Some(Tokens(tokens))
     }
 
     /// The tokens, in order.
     #[inline]
     pub(crate) fn as_slice(&self) -> &[&'a [u8]] {
-        if self.len <= TOKENS_INLINE_MAX {
-            &self.inline[..self.len]
-        } else {
-            &self.heap
-        }
+        self.0.as_slice()
     }
 }
 

