@@ -108,6 +108,7 @@ pub(crate) async fn serve_connection(
         subs: Mutex::new(FxHashMap::default()),
         touch_mark: Default::default(),
     });
+    let touch_mark = state.next_touch_mark.fetch_add(1, Ordering::Relaxed);
     let mut conn = Connection {
         limits: Limits {
             max_control_line: state.config.max_control_line,
@@ -126,7 +127,9 @@ pub(crate) async fn serve_connection(
         rng: fastrand::Rng::new(),
         counts: LocalCounts::default(),
         touched: Vec::new(),
-        touch_mark: 0,
+        // Never 0, the mark a new client starts with: the first buffer of
+        // this connection must list every client it touches.
+        touch_mark,
         expired: Vec::new(),
         read_size: READ_SIZE_MIN,
         pings_out: 0,
