@@ -123,25 +123,41 @@ for port in "$HERALD_PORT" "$HERALD_HTTP_PORT" "$NATS_PORT"; do
     fi
 done
 
-if [[ "$ONLY_NATS" == 1 ]]; then
-    log "starting nats-server as the 'herald' side on $HOST:$HERALD_PORT (--only-nats)"
-    "$NATS_BIN" -a "$HOST" -p "$HERALD_PORT" >"$WORK/herald.log" 2>&1 &
-    HERALD_PID=$!
-    HERALD_VERSION="$("$NATS_BIN" --version 2>&1 | head -1) (ONLY_NATS debug run: not herald)"
-else
-    log "starting herald on $HOST:$HERALD_PORT"
-    "$HERALD_BIN" serve --host "$HOST" --port "$HERALD_PORT" --http-port "$HERALD_HTTP_PORT" \
-        --data-dir "$WORK/data" >"$WORK/herald.log" 2>&1 &
-    HERALD_PID=$!
-    HERALD_VERSION="$("$HERALD_BIN" --version 2>&1 | head -1)"
-fi
-wait_port herald "$HERALD_PID" "$HERALD_PORT" "$WORK/herald.log"
+start_servers() {
+    if [[ "$ONLY_NATS" == 1 ]]; then
+        log "starting nats-server as the 'herald' side on $HOST:$HERALD_PORT (--only-nats)"
+        "$NATS_BIN" -a "$HOST" -p "$HERALD_PORT" >"$WORK/herald.log" 2>&1 &
+        HERALD_PID=$!
+        HERALD_VERSION="$("$NATS_BIN" --version 2>&1 | head -1) (ONLY_NATS debug run: not herald)"
+    else
+        log "starting herald on $HOST:$HERALD_PORT"
+        "$HERALD_BIN" serve --host "$HOST" --port "$HERALD_PORT" --http-port "$HERALD_HTTP_PORT" \
+            --data-dir "$WORK/data" >"$WORK/herald.log" 2>&1 &
+        HERALD_PID=$!
+        HERALD_VERSION="$("$HERALD_BIN" --version 2>&1 | head -1)"
+    fi
+    wait_port herald "$HERALD_PID" "$HERALD_PORT" "$WORK/herald.log"
 
-log "starting nats-server on $HOST:$NATS_PORT"
-"$NATS_BIN" -a "$HOST" -p "$NATS_PORT" >"$WORK/nats.log" 2>&1 &
-NATS_PID=$!
-NATS_VERSION="$("$NATS_BIN" --version 2>&1 | head -1)"
-wait_port nats-server "$NATS_PID" "$NATS_PORT" "$WORK/nats.log"
+    log "starting nats-server on $HOST:$NATS_PORT"
+    "$NATS_BIN" -a "$HOST" -p "$NATS_PORT" >"$WORK/nats.log" 2>&1 &
+    NATS_PID=$!
+    NATS_VERSION="$("$NATS_BIN" --version 2>&1 | head -1)"
+    wait_port nats-server "$NATS_PID" "$NATS_PORT" "$WORK/nats.log"
+}
+
+stop_servers() {
+    local pid
+    for pid in "$HERALD_PID" "$NATS_PID"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    HERALD_PID=""
+    NATS_PID=""
+}
+
+start_servers
 
 # --- workloads ---------------------------------------------------------------
 
@@ -152,7 +168,6 @@ WORKLOADS=(
     "queue_3_128|pubsub --subs 3 --queue workers --size 128 --msgs $MSGS"
     "pubsub_1_1_4096|pubsub --subs 1 --size 4096 --msgs $MSGS_4K"
     "reqrep_128|reqrep --size 128 --count $REQS"
-    "memory_$CONNS|memory --conns $CONNS --pid PID"
 )
 
 RESULTS="$WORK/results.jsonl"
@@ -192,6 +207,18 @@ for ((round = 1; round <= ROUNDS; round++)); do
             fi
         done
     done
+done
+
+# Memory per idle connection is measured on freshly started servers: after the
+# throughput runs, both allocators hold freed memory that new connections
+# would reuse, which hides their real cost.
+for ((round = 1; round <= ROUNDS; round++)); do
+    log "round $round/$ROUNDS: memory_$CONNS (fresh servers)"
+    stop_servers
+    rm -rf "$WORK/data"
+    start_servers
+    run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" "memory_$CONNS" memory --conns "$CONNS" --pid PID
+    run_one "$round" nats-server "$NATS_PORT" "$NATS_PID" "memory_$CONNS" memory --conns "$CONNS" --pid PID
 done
 
 # --- summary -------------------------------------------------------------------
