@@ -32,7 +32,7 @@ async fn main() -> Result<(), Error> {
     );
 
     // Point-to-point: two workers in one queue group share the jobs.
-    let mut workers = vec![
+    let mut workers = [
         client.queue_subscribe("jobs.resize", "workers").await?,
         client.queue_subscribe("jobs.resize", "workers").await?,
     ];
