@@ -13,7 +13,9 @@ use herald_client::{Client, Error, Headers};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "nats://127.0.0.1:4333".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "nats://127.0.0.1:4333".into());
     let client = Client::connect(&url).await?;
     println!("connected to {url}");
 

@@ -34,7 +34,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("url", &self.shared.url).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("url", &self.shared.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,7 +128,12 @@ impl Client {
     }
 
     /// Publishes with headers.
-    pub fn publish_with_headers(&self, subject: &str, headers: &Headers, payload: impl AsRef<[u8]>) -> Result<()> {
+    pub fn publish_with_headers(
+        &self,
+        subject: &str,
+        headers: &Headers,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<()> {
         self.publish_full(subject, None, Some(headers), payload.as_ref())
     }
 
@@ -136,7 +143,13 @@ impl Client {
         self.publish_full(subject, Some(reply), None, payload.as_ref())
     }
 
-    fn publish_full(&self, subject: &str, reply: Option<&str>, headers: Option<&Headers>, payload: &[u8]) -> Result<()> {
+    fn publish_full(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&Headers>,
+        payload: &[u8],
+    ) -> Result<()> {
         check_subject(subject)?;
         let header_block = headers.map(Headers::to_bytes);
         let header_len = header_block.as_ref().map(Vec::len);
@@ -151,7 +164,13 @@ impl Client {
                 let mut data = Vec::with_capacity(size);
                 data.extend_from_slice(block);
                 data.extend_from_slice(payload);
-                encode::publish(buf, subject.as_bytes(), reply.map(str::as_bytes), header_len, &data);
+                encode::publish(
+                    buf,
+                    subject.as_bytes(),
+                    reply.map(str::as_bytes),
+                    header_len,
+                    &data,
+                );
             }
             None => encode::publish(buf, subject.as_bytes(), reply.map(str::as_bytes), None, payload),
         })
@@ -188,7 +207,12 @@ impl Client {
         );
         let sid_text = sid.to_string();
         if let Err(e) = shared.send_with(subject.len() + 48, |buf| {
-            encode::sub(buf, subject.as_bytes(), queue.map(str::as_bytes), sid_text.as_bytes())
+            encode::sub(
+                buf,
+                subject.as_bytes(),
+                queue.map(str::as_bytes),
+                sid_text.as_bytes(),
+            )
         }) {
             shared.subs.lock().remove(&sid);
             return Err(e);
@@ -205,8 +229,13 @@ impl Client {
     /// Sends a request and waits for the first reply, up to the default
     /// request timeout. No subscriber on `subject` is [`Error::NoResponders`].
     pub async fn request(&self, subject: &str, payload: impl AsRef<[u8]>) -> Result<Message> {
-        self.request_full(subject, None, payload.as_ref(), self.shared.options.request_timeout)
-            .await
+        self.request_full(
+            subject,
+            None,
+            payload.as_ref(),
+            self.shared.options.request_timeout,
+        )
+        .await
     }
 
     /// [`Client::request`] with its own timeout.
@@ -227,7 +256,8 @@ impl Client {
         payload: impl AsRef<[u8]>,
         timeout: Duration,
     ) -> Result<Message> {
-        self.request_full(subject, Some(headers), payload.as_ref(), timeout).await
+        self.request_full(subject, Some(headers), payload.as_ref(), timeout)
+            .await
     }
 
     async fn request_full(
@@ -239,7 +269,11 @@ impl Client {
     ) -> Result<Message> {
         check_subject(subject)?;
         let inbox = self.inbox()?;
-        let token = self.shared.next_request.fetch_add(1, Ordering::Relaxed).to_string();
+        let token = self
+            .shared
+            .next_request
+            .fetch_add(1, Ordering::Relaxed)
+            .to_string();
         let (tx, rx) = oneshot::channel();
         self.shared.requests.lock().insert(token.clone(), tx);
         let reply = format!("{inbox}.{token}");
@@ -281,8 +315,9 @@ impl Client {
             },
         );
         let sid = sid.to_string();
-        self.shared
-            .send_with(subject.len() + 32, |buf| encode::sub(buf, subject.as_bytes(), None, sid.as_bytes()))?;
+        self.shared.send_with(subject.len() + 32, |buf| {
+            encode::sub(buf, subject.as_bytes(), None, sid.as_bytes())
+        })?;
         *inbox = Some(prefix.clone());
         Ok(prefix)
     }
@@ -311,7 +346,9 @@ impl Client {
         let sids: Vec<u64> = self.shared.subs.lock().keys().copied().collect();
         for sid in &sids {
             let sid = sid.to_string();
-            let _ = self.shared.send_with(32, |buf| encode::unsub(buf, sid.as_bytes(), None));
+            let _ = self
+                .shared
+                .send_with(32, |buf| encode::unsub(buf, sid.as_bytes(), None));
         }
         let flushed = self.flush().await;
         {

@@ -35,10 +35,12 @@ pub(crate) struct Established {
 /// subscriptions, then PING, returning once the server's PONG arrives.
 pub(crate) async fn establish(shared: &Shared) -> Result<Established> {
     let connect = async {
-        let stream = TcpStream::connect(&shared.addr).await.map_err(|source| Error::Connect {
-            url: shared.url.clone(),
-            source,
-        })?;
+        let stream = TcpStream::connect(&shared.addr)
+            .await
+            .map_err(|source| Error::Connect {
+                url: shared.url.clone(),
+                source,
+            })?;
         let _ = stream.set_nodelay(true);
         handshake(shared, stream).await
     };
@@ -60,8 +62,9 @@ async fn handshake(shared: &Shared, mut stream: TcpStream) -> Result<Established
     let info: ServerInfo = loop {
         if let Some((op, used)) = parse_server_op(&read_buf, &LIMITS)? {
             let info = match op {
-                ServerOp::Info(json) => serde_json::from_slice(json)
-                    .map_err(|e| fail(format!("invalid INFO: {e}")))?,
+                ServerOp::Info(json) => {
+                    serde_json::from_slice(json).map_err(|e| fail(format!("invalid INFO: {e}")))?
+                }
                 other => return Err(fail(format!("expected INFO, got {other:?}"))),
             };
             read_buf.advance(used);
@@ -89,7 +92,12 @@ async fn handshake(shared: &Shared, mut stream: TcpStream) -> Result<Established
     encode::connect(&mut hello, &connect);
     for (sid, entry) in shared.subs.lock().iter() {
         let sid = sid.to_string();
-        encode::sub(&mut hello, entry.subject.as_bytes(), entry.queue.as_deref().map(str::as_bytes), sid.as_bytes());
+        encode::sub(
+            &mut hello,
+            entry.subject.as_bytes(),
+            entry.queue.as_deref().map(str::as_bytes),
+            sid.as_bytes(),
+        );
         if let Some(max) = entry.max {
             encode::unsub(&mut hello, sid.as_bytes(), Some(max - entry.delivered));
         }

@@ -52,7 +52,8 @@ impl Subscriber {
             }
         };
         self.unsubscribed = done;
-        self.shared.unsubscribe(self.sid, if done { None } else { Some(max) });
+        self.shared
+            .unsubscribe(self.sid, if done { None } else { Some(max) });
     }
 
     /// Messages dropped because this subscriber's queue was full.
@@ -79,6 +80,8 @@ impl Drop for Subscriber {
 
 impl std::fmt::Debug for Subscriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscriber").field("sid", &self.sid).finish_non_exhaustive()
+        f.debug_struct("Subscriber")
+            .field("sid", &self.sid)
+            .finish_non_exhaustive()
     }
 }

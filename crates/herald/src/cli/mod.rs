@@ -84,7 +84,9 @@ pub struct ReplyArgs {
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
     match text.split_once(':') {
-        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.trim().to_string())),
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.trim().to_string()))
+        }
         _ => Err(format!("expected NAME:VALUE, got {text:?}")),
     }
 }
@@ -162,7 +164,11 @@ pub fn run_pub(args: PubArgs) -> anyhow::Result<()> {
         let headers = headers_of(&args.headers);
         let numbered = args.data.contains("{{i}}");
         for i in 1..=args.count {
-            let data = if numbered { args.data.replace("{{i}}", &i.to_string()) } else { args.data.clone() };
+            let data = if numbered {
+                args.data.replace("{{i}}", &i.to_string())
+            } else {
+                args.data.clone()
+            };
             let sent = match &headers {
                 Some(h) => client.publish_with_headers(&args.subject, h, data),
                 None => client.publish(&args.subject, data),
@@ -177,7 +183,10 @@ pub fn run_pub(args: PubArgs) -> anyhow::Result<()> {
                 client.flush().await?;
             }
         }
-        client.flush().await.context("the server did not confirm the messages")?;
+        client
+            .flush()
+            .await
+            .context("the server did not confirm the messages")?;
         println!("Published {} message(s) to {}", args.count, args.subject);
         client.close().await;
         Ok(())
@@ -191,7 +200,10 @@ pub fn run_sub(args: SubArgs) -> anyhow::Result<()> {
             Some(queue) => client.queue_subscribe(&args.subject, queue).await?,
             None => client.subscribe(&args.subject).await?,
         };
-        client.flush().await.context("the server did not confirm the subscription")?;
+        client
+            .flush()
+            .await
+            .context("the server did not confirm the subscription")?;
         match &args.queue {
             Some(queue) => eprintln!("Listening on {} in queue group {queue}", args.subject),
             None => eprintln!("Listening on {}", args.subject),
@@ -220,8 +232,16 @@ pub fn run_req(args: ReqArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let client = connect(&args.server, "herald-req").await?;
         let reply = match headers_of(&args.headers) {
-            Some(h) => client.request_with_headers(&args.subject, &h, args.data, args.timeout).await,
-            None => client.request_with_timeout(&args.subject, args.data, args.timeout).await,
+            Some(h) => {
+                client
+                    .request_with_headers(&args.subject, &h, args.data, args.timeout)
+                    .await
+            }
+            None => {
+                client
+                    .request_with_timeout(&args.subject, args.data, args.timeout)
+                    .await
+            }
         };
         let reply = match reply {
             Ok(reply) => reply,
@@ -246,8 +266,14 @@ pub fn run_reply(args: ReplyArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let client = connect(&args.server, "herald-reply").await?;
         let mut requests = client.queue_subscribe(&args.subject, &args.queue).await?;
-        client.flush().await.context("the server did not confirm the subscription")?;
-        eprintln!("Answering requests on {} (queue group {})", args.subject, args.queue);
+        client
+            .flush()
+            .await
+            .context("the server did not confirm the subscription")?;
+        eprintln!(
+            "Answering requests on {} (queue group {})",
+            args.subject, args.queue
+        );
         let mut n = 0;
         loop {
             let request = tokio::select! {
@@ -287,7 +313,10 @@ mod tests {
 
     #[test]
     fn headers() {
-        assert_eq!(parse_header("Trace-Id: abc").unwrap(), ("Trace-Id".into(), "abc".into()));
+        assert_eq!(
+            parse_header("Trace-Id: abc").unwrap(),
+            ("Trace-Id".into(), "abc".into())
+        );
         assert!(parse_header("novalue").is_err());
     }
 }
