@@ -195,7 +195,7 @@ impl Connection {
                         return CloseReason::Stale;
                     }
                     self.pings_out += 1;
-                    self.client.outbound.push_raw(encode::PING);
+                    self.push_own(encode::PING);
                     if let Err(reason) = self.flush_own(&mut stalled, &mut stall, write_deadline) {
                         return reason;
                     }
@@ -576,8 +576,13 @@ impl Connection {
     }
 
     fn push_own(&mut self, bytes: &[u8]) {
-        self.client.outbound.push_raw(bytes);
-        self.touch_self();
+        match self.client.outbound.push_raw(bytes) {
+            Appended::Queued => self.touch_self(),
+            Appended::Closed => {}
+            Appended::BecameSlow => {
+                self.state.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     fn ok(&mut self) {

@@ -229,16 +229,20 @@ impl Outbound {
         Appended::Queued
     }
 
-    /// Appends raw protocol bytes (`PONG`, `+OK`, `-ERR`, `INFO`). Control
-    /// replies are small and never count as slow-consumer data.
-    pub fn push_raw(&self, bytes: &[u8]) -> bool {
+    /// Appends raw protocol bytes (`PONG`, `+OK`, `-ERR`, `INFO`). They count
+    /// toward `max_pending` like messages: a client that sends PINGs and
+    /// never reads the PONGs is a slow consumer too.
+    pub fn push_raw(&self, bytes: &[u8]) -> Appended {
         let mut state = self.state.lock();
         if state.closed {
-            return false;
+            return Appended::Closed;
+        }
+        if state.queued_bytes + bytes.len() > self.max_pending {
+            return self.mark_slow(state);
         }
         state.pending.inline.extend_from_slice(bytes);
         state.queued_bytes += bytes.len();
-        true
+        Appended::Queued
     }
 
     /// Appends the last bytes before a close (an `-ERR`), even when closed.
