@@ -76,6 +76,52 @@ pub(crate) fn control_line(buf: &[u8], max: usize) -> Result<Option<(&[u8], usiz
     }
 }
 
+/// Reads the size arguments of `PUB`/`MSG` (`total`) or `HPUB`/`HMSG`
+/// (`hdr total`), returning `(header_len, total_len)`.
+#[inline]
+pub(crate) fn sizes(
+    op: &'static str,
+    hdr: Option<&[u8]>,
+    total: &[u8],
+) -> Result<(Option<usize>, usize), crate::ProtocolError> {
+    use crate::ProtocolError;
+    let total = parse_size(total).ok_or(ProtocolError::InvalidNumber { op })?;
+    let Some(hdr) = hdr else {
+        return Ok((None, total));
+    };
+    let hdr = parse_size(hdr).ok_or(ProtocolError::InvalidNumber { op })?;
+    if hdr > total {
+        return Err(ProtocolError::HeaderSizeTooLarge);
+    }
+    Ok((Some(hdr), total))
+}
+
+/// The `total` bytes after a control line of `line_len` bytes, once they and
+/// their CRLF have arrived: `(data, bytes used including the control line)`.
+#[inline]
+pub(crate) fn payload<'a>(
+    buf: &'a [u8],
+    line_len: usize,
+    total: usize,
+    limits: &crate::Limits,
+) -> Result<Option<(&'a [u8], usize)>, crate::ProtocolError> {
+    use crate::ProtocolError;
+    if total > limits.max_payload {
+        return Err(ProtocolError::PayloadTooLarge {
+            size: total,
+            max: limits.max_payload,
+        });
+    }
+    let end = line_len + total;
+    if buf.len() < end + 2 {
+        return Ok(None);
+    }
+    if &buf[end..end + 2] != b"\r\n" {
+        return Err(ProtocolError::MissingPayloadTerminator);
+    }
+    Ok(Some((&buf[line_len..end], end + 2)))
+}
+
 /// Splits a line into its verb and the rest, trimming leading blanks of the rest.
 #[inline]
 pub(crate) fn split_verb(line: &[u8]) -> (&[u8], &[u8]) {

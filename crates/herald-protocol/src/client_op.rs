@@ -1,6 +1,6 @@
 //! Operations a client sends to a server.
 
-use crate::args::{control_line, parse_size, split_args, split_verb, trim_end};
+use crate::args::{control_line, parse_size, payload, sizes, split_args, split_verb, trim_end};
 use crate::{Limits, ProtocolError};
 
 /// One operation sent by a client, borrowing from the input buffer.
@@ -105,47 +105,24 @@ fn parse_pub<'a>(
 ) -> Result<Option<(ClientOp<'a>, usize)>, ProtocolError> {
     let op: &'static str = if with_headers { "HPUB" } else { "PUB" };
     let (args, n) = split_args(rest).ok_or(ProtocolError::InvalidArguments { op })?;
-    let (subject, reply, header_len, total) = if with_headers {
-        let (subject, reply, hdr, total) = match n {
-            3 => (args[0], None, args[1], args[2]),
-            4 => (args[0], Some(args[1]), args[2], args[3]),
-            _ => return Err(ProtocolError::InvalidArguments { op }),
-        };
-        let hdr = parse_size(hdr).ok_or(ProtocolError::InvalidNumber { op })?;
-        let total = parse_size(total).ok_or(ProtocolError::InvalidNumber { op })?;
-        if hdr > total {
-            return Err(ProtocolError::HeaderSizeTooLarge);
-        }
-        (subject, reply, Some(hdr), total)
-    } else {
-        let (subject, reply, size) = match n {
-            2 => (args[0], None, args[1]),
-            3 => (args[0], Some(args[1]), args[2]),
-            _ => return Err(ProtocolError::InvalidArguments { op }),
-        };
-        let size = parse_size(size).ok_or(ProtocolError::InvalidNumber { op })?;
-        (subject, reply, None, size)
+    let (subject, reply, hdr, total) = match (with_headers, n) {
+        (false, 2) => (args[0], None, None, args[1]),
+        (false, 3) => (args[0], Some(args[1]), None, args[2]),
+        (true, 3) => (args[0], None, Some(args[1]), args[2]),
+        (true, 4) => (args[0], Some(args[1]), Some(args[2]), args[3]),
+        _ => return Err(ProtocolError::InvalidArguments { op }),
     };
-    if total > limits.max_payload {
-        return Err(ProtocolError::PayloadTooLarge {
-            size: total,
-            max: limits.max_payload,
-        });
-    }
-    let end = line_len + total;
-    if buf.len() < end + 2 {
+    let (header_len, total) = sizes(op, hdr, total)?;
+    let Some((data, used)) = payload(buf, line_len, total, limits)? else {
         return Ok(None);
-    }
-    if &buf[end..end + 2] != b"\r\n" {
-        return Err(ProtocolError::MissingPayloadTerminator);
-    }
+    };
     let op = ClientOp::Pub {
         subject,
         reply,
         header_len,
-        data: &buf[line_len..end],
+        data,
     };
-    Ok(Some((op, end + 2)))
+    Ok(Some((op, used)))
 }
 
 fn parse_sub(rest: &[u8]) -> Result<ClientOp<'_>, ProtocolError> {

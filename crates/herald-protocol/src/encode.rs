@@ -18,6 +18,33 @@ fn push_size(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(buf.format(n).as_bytes());
 }
 
+/// Writes `VERB subject [sid] [reply] [hdr] total\r\n`, the control line
+/// shared by `MSG`/`HMSG` (with a sid) and `PUB`/`HPUB` (without).
+#[inline]
+fn frame_line(
+    out: &mut Vec<u8>,
+    verb: &[u8],
+    subject: &[u8],
+    sid: Option<&[u8]>,
+    reply: Option<&[u8]>,
+    header_len: Option<usize>,
+    total_len: usize,
+) {
+    out.extend_from_slice(verb);
+    out.extend_from_slice(subject);
+    out.push(b' ');
+    for word in [sid, reply].into_iter().flatten() {
+        out.extend_from_slice(word);
+        out.push(b' ');
+    }
+    if let Some(hdr) = header_len {
+        push_size(out, hdr);
+        out.push(b' ');
+    }
+    push_size(out, total_len);
+    out.extend_from_slice(CRLF);
+}
+
 /// Writes the control line of a `MSG` (when `header_len` is `None`) or an
 /// `HMSG`, not the payload. `total_len` counts headers and payload.
 #[inline]
@@ -29,21 +56,8 @@ pub fn msg_line(
     header_len: Option<usize>,
     total_len: usize,
 ) {
-    out.extend_from_slice(if header_len.is_some() { b"HMSG " } else { b"MSG " });
-    out.extend_from_slice(subject);
-    out.push(b' ');
-    out.extend_from_slice(sid);
-    out.push(b' ');
-    if let Some(reply) = reply {
-        out.extend_from_slice(reply);
-        out.push(b' ');
-    }
-    if let Some(hdr) = header_len {
-        push_size(out, hdr);
-        out.push(b' ');
-    }
-    push_size(out, total_len);
-    out.extend_from_slice(CRLF);
+    let verb: &[u8] = if header_len.is_some() { b"HMSG " } else { b"MSG " };
+    frame_line(out, verb, subject, Some(sid), reply, header_len, total_len);
 }
 
 /// Writes a whole `MSG`/`HMSG`: control line, `data` (headers then payload), CRLF.
@@ -69,19 +83,8 @@ pub fn publish(
     header_len: Option<usize>,
     data: &[u8],
 ) {
-    out.extend_from_slice(if header_len.is_some() { b"HPUB " } else { b"PUB " });
-    out.extend_from_slice(subject);
-    out.push(b' ');
-    if let Some(reply) = reply {
-        out.extend_from_slice(reply);
-        out.push(b' ');
-    }
-    if let Some(hdr) = header_len {
-        push_size(out, hdr);
-        out.push(b' ');
-    }
-    push_size(out, data.len());
-    out.extend_from_slice(CRLF);
+    let verb: &[u8] = if header_len.is_some() { b"HPUB " } else { b"PUB " };
+    frame_line(out, verb, subject, None, reply, header_len, data.len());
     out.extend_from_slice(data);
     out.extend_from_slice(CRLF);
 }

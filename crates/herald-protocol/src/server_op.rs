@@ -1,6 +1,6 @@
 //! Operations a server sends to a client.
 
-use crate::args::{control_line, parse_size, split_args, split_verb, trim_end};
+use crate::args::{control_line, payload, sizes, split_args, split_verb, trim_end};
 use crate::{Limits, ProtocolError};
 
 /// One operation sent by a server, borrowing from the input buffer.
@@ -78,50 +78,25 @@ fn parse_msg<'a>(
 ) -> Result<Option<(ServerOp<'a>, usize)>, ProtocolError> {
     let op: &'static str = if with_headers { "HMSG" } else { "MSG" };
     let (args, n) = split_args(rest).ok_or(ProtocolError::InvalidArguments { op })?;
-    let (subject, sid, reply, header_len, total) = if with_headers {
-        let (subject, sid, reply, hdr, total) = match n {
-            4 => (args[0], args[1], None, args[2], args[3]),
-            5 => (args[0], args[1], Some(args[2]), args[3], args[4]),
-            _ => return Err(ProtocolError::InvalidArguments { op }),
-        };
-        let hdr = parse_size(hdr).ok_or(ProtocolError::InvalidNumber { op })?;
-        let total = parse_size(total).ok_or(ProtocolError::InvalidNumber { op })?;
-        if hdr > total {
-            return Err(ProtocolError::HeaderSizeTooLarge);
-        }
-        (subject, sid, reply, Some(hdr), total)
-    } else {
-        let (subject, sid, reply, size) = match n {
-            3 => (args[0], args[1], None, args[2]),
-            4 => (args[0], args[1], Some(args[2]), args[3]),
-            _ => return Err(ProtocolError::InvalidArguments { op }),
-        };
-        let size = parse_size(size).ok_or(ProtocolError::InvalidNumber { op })?;
-        (subject, sid, reply, None, size)
+    let (subject, sid, reply, hdr, total) = match (with_headers, n) {
+        (false, 3) => (args[0], args[1], None, None, args[2]),
+        (false, 4) => (args[0], args[1], Some(args[2]), None, args[3]),
+        (true, 4) => (args[0], args[1], None, Some(args[2]), args[3]),
+        (true, 5) => (args[0], args[1], Some(args[2]), Some(args[3]), args[4]),
+        _ => return Err(ProtocolError::InvalidArguments { op }),
     };
-    if total > limits.max_payload {
-        return Err(ProtocolError::PayloadTooLarge {
-            size: total,
-            max: limits.max_payload,
-        });
-    }
-    let end = line_len + total;
-    if buf.len() < end + 2 {
+    let (header_len, total) = sizes(op, hdr, total)?;
+    let Some((data, used)) = payload(buf, line_len, total, limits)? else {
         return Ok(None);
-    }
-    if &buf[end..end + 2] != b"\r\n" {
-        return Err(ProtocolError::MissingPayloadTerminator);
-    }
-    Ok(Some((
-        ServerOp::Msg {
-            subject,
-            sid,
-            reply,
-            header_len,
-            data: &buf[line_len..end],
-        },
-        end + 2,
-    )))
+    };
+    let op = ServerOp::Msg {
+        subject,
+        sid,
+        reply,
+        header_len,
+        data,
+    };
+    Ok(Some((op, used)))
 }
 
 #[cfg(test)]

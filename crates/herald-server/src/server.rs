@@ -74,28 +74,8 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
-        let client_addr = SocketAddr::new(config.host, config.port);
-        let listener = TcpListener::bind(client_addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: client_addr,
-                source,
-            })?;
-        let client_addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: client_addr,
-            source,
-        })?;
-        let http_addr = SocketAddr::new(config.host, config.http_port);
-        let http_listener = TcpListener::bind(http_addr)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: http_addr,
-                source,
-            })?;
-        let http_addr = http_listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: http_addr,
-            source,
-        })?;
+        let (listener, client_addr) = bind(SocketAddr::new(config.host, config.port)).await?;
+        let (http_listener, http_addr) = bind(SocketAddr::new(config.host, config.http_port)).await?;
 
         let server_id = format!("H{:016X}{:016X}", fastrand::u64(..), fastrand::u64(..));
         let info = ServerInfo {
@@ -161,6 +141,15 @@ impl Server {
         let _ = self.http_task.await;
         tracing::info!("herald stopped");
     }
+}
+
+/// Binds `addr`, returning the listener and the address it got (the port
+/// may have been 0).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let bind_error = |source| ServerError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
 }
 
 async fn accept_loop(state: Arc<ServerState>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
