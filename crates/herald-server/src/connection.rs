@@ -514,11 +514,8 @@ impl Connection {
                 }
                 true
             }
-            Appended::Closed => false,
-            Appended::BecameSlow => {
-                self.state.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+            // The subscriber's own task closes it (and counts it) when slow.
+            Appended::Closed | Appended::BecameSlow => false,
         }
     }
 
@@ -576,12 +573,8 @@ impl Connection {
     }
 
     fn push_own(&mut self, bytes: &[u8]) {
-        match self.client.outbound.push_raw(bytes) {
-            Appended::Queued => self.touch_self(),
-            Appended::Closed => {}
-            Appended::BecameSlow => {
-                self.state.stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-            }
+        if self.client.outbound.push_raw(bytes) == Appended::Queued {
+            self.touch_self();
         }
     }
 
@@ -601,14 +594,15 @@ impl Connection {
     async fn close(mut self, stream: &TcpStream, reason: CloseReason) {
         let state = self.state.clone();
         let stats = &state.stats;
+        let slow = matches!(reason, CloseReason::SlowConsumer | CloseReason::WriteDeadline)
+            || self.client.outbound.is_slow();
+        if slow {
+            // Counted here only, once per connection, whoever noticed it.
+            stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            self.client.outbound.cut_off();
+        }
         let last_words: Option<&str> = match &reason {
-            CloseReason::SlowConsumer | CloseReason::WriteDeadline => {
-                stats.slow_consumers.fetch_add(
-                    u64::from(matches!(reason, CloseReason::WriteDeadline)),
-                    Ordering::Relaxed,
-                );
-                Some("Slow Consumer")
-            }
+            _ if slow => Some("Slow Consumer"),
             CloseReason::Stale => {
                 stats.stale_connections.fetch_add(1, Ordering::Relaxed);
                 Some("Stale Connection")

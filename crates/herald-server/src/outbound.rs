@@ -252,6 +252,15 @@ impl Outbound {
         state.queued_bytes += bytes.len();
     }
 
+    /// Cuts the connection off as a slow consumer: no more appends, and what
+    /// was queued but not started is dropped.
+    pub fn cut_off(&self) {
+        let state = self.state.lock();
+        if !state.slow {
+            self.mark_slow(state);
+        }
+    }
+
     fn mark_slow(&self, mut state: parking_lot::MutexGuard<'_, State>) -> Appended {
         state.closed = true;
         state.slow = true;

@@ -198,6 +198,35 @@ async fn slow_consumer_is_cut_off_while_the_publisher_and_other_subscribers_carr
 }
 
 #[test]
+fn subscriber_unwritable_past_the_write_deadline_is_cut_off_under_max_pending() {
+    // Far below max_pending (64 MiB), but more than loopback socket buffers
+    // hold: only the write deadline can end this subscriber.
+    const CHUNK: usize = 64 * 1024;
+    const COUNT: usize = 400; // 25 MiB
+    let server = TestServer::start_with(&["--write-deadline-ms", "300"]);
+    let mut stuck = server.raw_connected(r#"{"verbose":false}"#);
+    stuck.send("SUB deadline 1\r\n");
+    assert_eq!(stuck.ping(), "");
+    let mut publisher = server.raw_connected(r#"{"verbose":false}"#);
+    let frame = format!("PUB deadline {CHUNK}\r\n{}\r\n", "d".repeat(CHUNK));
+    let started = std::time::Instant::now();
+    for _ in 0..COUNT {
+        publisher.send(&frame);
+    }
+    assert_eq!(publisher.ping(), "", "the publisher is not held up");
+    eventually("/varz counts the slow consumer", || {
+        server.varz_u64("slow_consumers") >= 1
+    });
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "not before the deadline"
+    );
+    let received = stuck.read_to_close(WAIT);
+    assert!(received.len() < COUNT * CHUNK, "cut off, not fully delivered");
+    assert_eq!(server.varz_u64("slow_consumers"), 1, "counted once");
+}
+
+#[test]
 fn client_that_never_answers_ping_is_closed_as_stale_while_one_that_answers_stays() {
     let server = TestServer::start_with(&["--ping-interval-ms", "200", "--max-pings-out", "2"]);
     let mut silent = server.raw();
