@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::outbound::{Appended, Data, Flushed, Outbound, SHARE_PAYLOAD_MIN};
-use crate::router::{ClientShared, SubRef, Subscription};
+use crate::router::{ClientIdentity, ClientShared, SubRef, Subscription};
 use crate::stats::{LocalCounts, Verb};
 use crate::ServerState;
 
@@ -103,11 +103,17 @@ pub(crate) async fn serve_connection(
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
     let client = Arc::new(ClientShared {
         id,
+        peer,
+        connected_at: std::time::SystemTime::now(),
+        identity: Default::default(),
+        in_msgs: Default::default(),
+        in_bytes: Default::default(),
         outbound: Outbound::new(stream.clone(), state.config.max_pending),
         headers: Default::default(),
         subs: Mutex::new(FxHashMap::default()),
         touch_mark: Default::default(),
     });
+    state.clients.lock().insert(id, client.clone());
     let touch_mark = state.next_touch_mark.fetch_add(1, Ordering::Relaxed);
     let mut conn = Connection {
         limits: Limits {
@@ -351,6 +357,11 @@ impl Connection {
             no_responders: info.no_responders,
         };
         self.client.headers.store(info.headers, Ordering::Relaxed);
+        *self.client.identity.lock() = ClientIdentity {
+            name: info.name,
+            lang: info.lang,
+            version: info.version,
+        };
         self.ok();
         Ok(())
     }
@@ -563,6 +574,14 @@ impl Connection {
             }
             self.state.router.remove(&expired);
         }
+        if self.counts.in_msgs > 0 {
+            self.client
+                .in_msgs
+                .fetch_add(self.counts.in_msgs, Ordering::Relaxed);
+            self.client
+                .in_bytes
+                .fetch_add(self.counts.in_bytes, Ordering::Relaxed);
+        }
         self.counts.drain_into(&self.state.stats);
     }
 
@@ -645,6 +664,7 @@ impl Connection {
         // Other connections may still hold this client through cached
         // matches; shut the socket down now rather than when they let go.
         let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
+        state.clients.lock().remove(&self.client.id);
         stats.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -25,6 +25,7 @@ pub(crate) async fn serve(
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/varz", get(varz))
+        .route("/connz", get(connz))
         .with_state(state);
     let stop = async move {
         let _ = shutdown.changed().await;
@@ -32,6 +33,87 @@ pub(crate) async fn serve(
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
         tracing::error!(error = %e, "monitoring server failed");
     }
+}
+
+/// Most connections one `/connz` answer lists.
+const CONNZ_LIMIT_MAX: usize = 10_000;
+
+#[derive(Debug, serde::Deserialize)]
+struct ConnzQuery {
+    /// Connections to list, by ascending id [default: 1024].
+    limit: Option<usize>,
+    /// Skip this many connections first [default: 0].
+    offset: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct Connz {
+    num_connections: usize,
+    total: usize,
+    offset: usize,
+    limit: usize,
+    connections: Vec<ConnInfo>,
+}
+
+#[derive(Debug, Serialize)]
+struct ConnInfo {
+    cid: u64,
+    ip: String,
+    port: u16,
+    start: String,
+    name: Option<String>,
+    lang: String,
+    version: String,
+    subscriptions: usize,
+    pending_bytes: usize,
+    in_msgs: u64,
+    in_bytes: u64,
+    out_msgs: u64,
+}
+
+async fn connz(
+    State(state): State<Arc<ServerState>>,
+    axum::extract::Query(query): axum::extract::Query<ConnzQuery>,
+) -> impl IntoResponse {
+    let limit = query.limit.unwrap_or(1024).min(CONNZ_LIMIT_MAX);
+    let offset = query.offset.unwrap_or(0);
+    let mut clients: Vec<_> = state.clients.lock().values().cloned().collect();
+    clients.sort_unstable_by_key(|c| c.id);
+    let total = clients.len();
+    let connections: Vec<ConnInfo> = clients
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|client| {
+            let identity = client.identity.lock().clone();
+            let (subscriptions, out_msgs) = {
+                let subs = client.subs.lock();
+                let delivered = subs.values().map(|s| s.delivered.load(Relaxed)).sum();
+                (subs.len(), delivered)
+            };
+            ConnInfo {
+                cid: client.id,
+                ip: client.peer.ip().to_string(),
+                port: client.peer.port(),
+                start: humantime_free::Rfc3339::from(client.connected_at).0,
+                name: identity.name,
+                lang: identity.lang,
+                version: identity.version,
+                subscriptions,
+                pending_bytes: client.outbound.queued_bytes(),
+                in_msgs: client.in_msgs.load(Relaxed),
+                in_bytes: client.in_bytes.load(Relaxed),
+                out_msgs,
+            }
+        })
+        .collect();
+    Json(Connz {
+        num_connections: connections.len(),
+        total,
+        offset,
+        limit,
+        connections,
+    })
 }
 
 async fn healthz() -> impl IntoResponse {

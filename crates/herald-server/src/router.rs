@@ -14,6 +14,17 @@ use crate::outbound::Outbound;
 pub struct ClientShared {
     /// Server-assigned connection id.
     pub id: u64,
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// When the connection was accepted.
+    pub connected_at: std::time::SystemTime,
+    /// Name, language and version from CONNECT, for monitoring.
+    pub identity: Mutex<ClientIdentity>,
+    /// Messages and payload bytes received from this client (added once per
+    /// read buffer).
+    pub in_msgs: AtomicU64,
+    /// See `in_msgs`.
+    pub in_bytes: AtomicU64,
     /// Where messages for this client are queued.
     pub outbound: Outbound,
     /// The client understands `HMSG`; otherwise headers are stripped.
@@ -23,6 +34,17 @@ pub struct ClientShared {
     /// Mark of the last publisher read buffer that queued data here, so a
     /// publisher lists each client it must flush once per buffer.
     pub touch_mark: AtomicU64,
+}
+
+/// What a client said about itself in CONNECT.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIdentity {
+    /// Client name.
+    pub name: Option<String>,
+    /// Client library language.
+    pub lang: String,
+    /// Client library version.
+    pub version: String,
 }
 
 /// One subscription of one client.

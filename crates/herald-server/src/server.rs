@@ -50,6 +50,8 @@ pub(crate) struct ServerState {
     /// The `INFO` sent to each client, before per-client fields are set.
     pub info: ServerInfo,
     pub next_client_id: AtomicU64,
+    /// Open connections by id, for monitoring. Touched on connect and close only.
+    pub clients: parking_lot::Mutex<rustc_hash::FxHashMap<u64, Arc<crate::router::ClientShared>>>,
     pub next_touch_mark: AtomicU64,
     pub started: Instant,
     pub started_at: SystemTime,
@@ -96,6 +98,7 @@ impl Server {
             stats: Stats::default(),
             info,
             next_client_id: AtomicU64::new(1),
+            clients: Default::default(),
             next_touch_mark: AtomicU64::new(1),
             started: Instant::now(),
             started_at: SystemTime::now(),

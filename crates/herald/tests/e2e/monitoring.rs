@@ -1,4 +1,4 @@
-//! HTTP monitoring: `/healthz`, `/metrics` and `/varz` report the truth.
+//! HTTP monitoring: `/healthz`, `/metrics`, `/varz` and `/connz` report the truth.
 
 use crate::support::*;
 
@@ -168,4 +168,47 @@ async fn varz_is_json_and_counts_the_connections_open_now() {
     });
     assert_eq!(server.varz_u64("total_connections"), 4);
     let _ = (a, b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connz_lists_each_open_connection_with_its_figures() {
+    let server = TestServer::start();
+    let named = connect_with(
+        async_nats::ConnectOptions::new().name("orders-service"),
+        &server.url(),
+    )
+    .await;
+    let _sub = subscribe(&named, "connz.>").await;
+    let mut raw =
+        server.raw_connected(r#"{"verbose":false,"name":"raw-one","lang":"python","version":"9.9"}"#);
+    raw.send("PUB connz.a 3\r\nabc\r\nPUB connz.b 2\r\nde\r\n");
+    assert_eq!(raw.ping(), "");
+    sync(&named).await;
+
+    let body = server.http_get("/connz");
+    assert_eq!(body.status, 200);
+    let connz: serde_json::Value = serde_json::from_str(&body.body).expect("JSON");
+    assert_eq!(connz["total"], 2);
+    let conns = connz["connections"].as_array().unwrap();
+    let by_name = |name: &str| {
+        conns
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {connz}"))
+    };
+    let raw_info = by_name("raw-one");
+    assert_eq!(raw_info["lang"], "python");
+    assert_eq!(raw_info["version"], "9.9");
+    assert_eq!(raw_info["in_msgs"], 2);
+    assert_eq!(raw_info["in_bytes"], 5);
+    assert_eq!(raw_info["ip"], "127.0.0.1");
+    let service = by_name("orders-service");
+    assert_eq!(service["lang"], "rust");
+    assert!(service["subscriptions"].as_u64().unwrap() >= 1);
+    assert!(service["out_msgs"].as_u64().unwrap() >= 2, "{service}");
+
+    let limited: serde_json::Value =
+        serde_json::from_str(&server.http_get("/connz?limit=1&offset=1").body).unwrap();
+    assert_eq!(limited["connections"].as_array().unwrap().len(), 1);
+    assert_eq!(limited["total"], 2);
 }
