@@ -11,11 +11,13 @@ use herald_protocol::{encode, parse_server_op, ConnectInfo, Headers, Limits, Ser
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::shared::{Shared, Sink};
 use crate::{ConnectionState, Error, Message, Result};
 
+/// How long closing waits for queued bytes to be written.
+const CLOSE_WRITE_WAIT: Duration = Duration::from_secs(1);
 /// Bytes read per socket read.
 const READ_SIZE: usize = 64 * 1024;
 /// Limits for what the server sends: control lines are short, payloads
@@ -37,19 +39,34 @@ pub(crate) async fn establish(shared: &Shared) -> Result<Established> {
     let connect = async {
         let stream = TcpStream::connect(&shared.addr)
             .await
-            .map_err(|source| Error::Connect {
-                url: shared.url.clone(),
-                source,
-            })?;
+            .map_err(|source| connect_error(shared, source))?;
         let _ = stream.set_nodelay(true);
         handshake(shared, stream).await
     };
-    tokio::time::timeout(shared.options.connect_timeout, connect)
-        .await
-        .map_err(|_| Error::Connect {
+    let result = match tokio::time::timeout(shared.options.connect_timeout, connect).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Unreachable {
             url: shared.url.clone(),
-            source: io::Error::new(io::ErrorKind::TimedOut, "timed out"),
-        })?
+            source: io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no handshake within {:?}", shared.options.connect_timeout),
+            ),
+        }),
+    };
+    if result.is_err() {
+        // Subscriptions queued since the handshake's snapshot go out again
+        // with the next one.
+        shared.disconnected();
+    }
+    result
+}
+
+fn connect_error(shared: &Shared, source: io::Error) -> Error {
+    let url = shared.url.clone();
+    match source.kind() {
+        io::ErrorKind::ConnectionRefused => Error::ConnectionRefused { url },
+        _ => Error::Unreachable { url, source },
+    }
 }
 
 async fn handshake(shared: &Shared, mut stream: TcpStream) -> Result<Established> {
@@ -90,16 +107,13 @@ async fn handshake(shared: &Shared, mut stream: TcpStream) -> Result<Established
         ..ConnectInfo::default()
     };
     encode::connect(&mut hello, &connect);
-    for (sid, entry) in shared.subs.lock().iter() {
-        let sid = sid.to_string();
-        encode::sub(
-            &mut hello,
-            entry.subject.as_bytes(),
-            entry.queue.as_deref().map(str::as_bytes),
-            sid.as_bytes(),
-        );
-        if let Some(max) = entry.max {
-            encode::unsub(&mut hello, sid.as_bytes(), Some(max - entry.delivered));
+    {
+        // From here on SUB/UNSUB are queued for the writer, which starts
+        // after the handshake, so none is lost or reordered.
+        let mut out = shared.out.lock();
+        out.subs_sent = true;
+        for (sid, entry) in shared.subs.lock().iter() {
+            entry.encode(*sid, &mut hello);
         }
     }
     hello.extend_from_slice(encode::PING);
@@ -114,7 +128,7 @@ async fn handshake(shared: &Shared, mut stream: TcpStream) -> Result<Established
                     return Ok(Established { stream, read_buf });
                 }
                 ServerOp::Err(text) => {
-                    return Err(Error::Server(String::from_utf8_lossy(text).into_owned()));
+                    return Err(Error::Protocol(String::from_utf8_lossy(text).into_owned()));
                 }
                 ServerOp::Ping => stream.write_all(encode::PONG).await?,
                 other => dispatch(shared, other),
@@ -142,30 +156,33 @@ pub(crate) async fn run(shared: Arc<Shared>, first: Established) {
         shared.out.lock().connected = true;
         shared.set_state(ConnectionState::Connected);
         let (failed_tx, failed_rx) = oneshot::channel();
-        let writer = tokio::spawn(write_loop(shared.clone(), write_half, failed_tx));
+        let mut writer = tokio::spawn(write_loop(shared.clone(), write_half, failed_tx));
         shared.wake_writer.notify_one();
         let ended = tokio::select! {
             result = read_loop(&shared, read_half, established.read_buf) => result,
             _ = failed_rx => Err(Error::Io(io::ErrorKind::BrokenPipe.into())),
+            e = keepalive(&shared) => Err(e),
             _ = shared.shutdown.notified() => Ok(()),
         };
-        shared.out.lock().connected = false;
-        if shared.closed.load(Ordering::Acquire) {
-            // Let the writer send what close() queued before it stops.
-            let _ = tokio::time::timeout(Duration::from_millis(500), writer).await;
+        if shared.is_closed() {
+            // The writer sends what was queued before closing, then ends.
+            if tokio::time::timeout(CLOSE_WRITE_WAIT, &mut writer).await.is_err() {
+                writer.abort();
+            }
             break;
         }
         writer.abort();
-        if let Err(e) = ended {
-            tracing::warn!(url = %shared.url, error = %e, "disconnected");
+        shared.disconnected();
+        match ended {
+            Err(e) => tracing::warn!(url = %shared.url, error = %e, "disconnected"),
+            Ok(()) => tracing::warn!(url = %shared.url, "disconnected"),
         }
-        shared.fail_pongs(|| Error::Disconnected);
         if !shared.options.reconnect {
             break;
         }
         shared.set_state(ConnectionState::Reconnecting);
     }
-    close_everything(&shared);
+    shared.close_everything();
 }
 
 /// Tries to reconnect with exponential backoff and jitter.
@@ -174,16 +191,15 @@ async fn reconnect(shared: &Shared) -> Option<Established> {
     let mut delay = options.reconnect_delay_initial;
     let mut attempts = 0usize;
     loop {
-        if shared.closed.load(Ordering::Acquire) {
+        if shared.is_closed() {
             return None;
         }
         if options.max_reconnect_attempts.is_some_and(|max| attempts >= max) {
             tracing::warn!(url = %shared.url, attempts, "giving up reconnecting");
             return None;
         }
-        let jitter = delay.mul_f64(fastrand::f64() * 0.5);
         tokio::select! {
-            _ = tokio::time::sleep(delay + jitter) => {}
+            _ = tokio::time::sleep(backoff(delay)) => {}
             _ = shared.shutdown.notified() => return None,
         }
         attempts += 1;
@@ -198,23 +214,48 @@ async fn reconnect(shared: &Shared) -> Option<Established> {
     }
 }
 
-fn close_everything(shared: &Shared) {
-    shared.closed.store(true, Ordering::Release);
-    shared.set_state(ConnectionState::Closed);
-    shared.fail_pongs(|| Error::Closed);
-    // Dropping the senders ends every subscriber's stream and request.
-    shared.subs.lock().clear();
-    shared.requests.lock().clear();
+/// Pings the server every interval; returns when a `PING` goes unanswered
+/// for an interval (the connection is stale) or cannot be sent.
+async fn keepalive(shared: &Shared) -> Error {
+    let interval = shared.options.ping_interval;
+    loop {
+        tokio::time::sleep(interval).await;
+        let pong = match shared.ping() {
+            Ok(pong) => pong,
+            Err(e) => return e,
+        };
+        match tokio::time::timeout(interval, pong).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => return e,
+            Ok(Err(_)) => return Error::Closed,
+            Err(_) => {
+                return Error::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "stale connection: no PONG",
+                ))
+            }
+        }
+    }
 }
 
+/// `delay` with up to 50% random jitter, so many clients do not reconnect
+/// in lockstep.
+fn backoff(delay: Duration) -> Duration {
+    delay + delay.mul_f64(fastrand::f64() * 0.5)
+}
+
+/// Writes whatever is queued, coalescing everything queued since the last
+/// write into one. Ends (shutting the socket down) once the client closes
+/// and nothing is left.
 async fn write_loop(shared: Arc<Shared>, mut socket: OwnedWriteHalf, failed: oneshot::Sender<()>) {
     let mut spare = Vec::new();
     loop {
-        {
-            let mut out = shared.out.lock();
-            std::mem::swap(&mut out.buf, &mut spare);
-        }
+        shared.take_outgoing(&mut spare);
         if spare.is_empty() {
+            if shared.is_closed() {
+                let _ = socket.shutdown().await;
+                return;
+            }
             shared.wake_writer.notified().await;
             continue;
         }
@@ -234,15 +275,15 @@ async fn read_loop(shared: &Shared, mut socket: OwnedReadHalf, mut read_buf: Byt
         while let Some((op, used)) = parse_server_op(&read_buf, &LIMITS)? {
             match op {
                 ServerOp::Ping => {
-                    let _ = shared.send(encode::PONG);
+                    let _ = shared.send_with(encode::PONG.len(), |buf| buf.extend_from_slice(encode::PONG));
                 }
-                ServerOp::Pong => {
-                    if let Some(waiter) = shared.pongs.lock().pop_front() {
-                        let _ = waiter.send(Ok(()));
-                    }
-                }
+                ServerOp::Pong => shared.pong(),
                 ServerOp::Err(text) => {
                     let text = String::from_utf8_lossy(text);
+                    if is_fatal(&text) {
+                        tracing::warn!(url = %shared.url, error = %text, "server closed the connection");
+                        return Err(Error::Protocol(text.into_owned()));
+                    }
                     tracing::warn!(url = %shared.url, error = %text, "server error");
                 }
                 other => dispatch(shared, other),
@@ -254,6 +295,23 @@ async fn read_loop(shared: &Shared, mut socket: OwnedReadHalf, mut read_buf: Byt
             return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
         }
     }
+}
+
+/// Whether a `-ERR` means the server closes the connection. Servers keep
+/// the connection after errors about one subscription or one publish
+/// (invalid subjects, permissions, subscription limits); everything else
+/// (`Maximum Payload Violation`, `Parser Error`, `Slow Consumer`,
+/// `Stale Connection`, `Authorization Violation`, ...) ends it.
+pub(crate) fn is_fatal(text: &str) -> bool {
+    const KEEP: [&str; 5] = [
+        "invalid subject",
+        "invalid publish subject",
+        "invalid queue name",
+        "permissions violation",
+        "maximum subscriptions exceeded",
+    ];
+    let text = text.trim().to_ascii_lowercase();
+    !KEEP.iter().any(|prefix| text.starts_with(prefix))
 }
 
 /// Delivers a message to its subscription, or updates the server info.
@@ -299,16 +357,12 @@ fn deliver(shared: &Shared, sid: u64, message: Message) {
     entry.delivered += 1;
     match &entry.sink {
         Sink::Channel(tx, dropped) => {
-            if tx.try_send(message).is_err() {
+            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(message) {
                 dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(sid, "subscriber queue full; message dropped");
             }
         }
-        Sink::Inbox => {
-            let token = message.subject.rsplit('.').next().unwrap_or_default().to_string();
-            if let Some(waiter) = shared.requests.lock().remove(&token) {
-                let _ = waiter.send(message);
-            }
-        }
+        Sink::Inbox => crate::request::deliver_reply(shared, message),
     }
     if entry.max.is_some_and(|max| entry.delivered >= max) {
         subs.remove(&sid);

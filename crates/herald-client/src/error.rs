@@ -5,14 +5,38 @@ use std::io;
 use thiserror::Error;
 
 /// Everything that can go wrong talking to a server.
+///
+/// The `Display` texts are meant for end users, e.g. `cannot connect to
+/// nats://127.0.0.1:4333: connection refused` or `no responders on
+/// orders.get`.
+///
+/// ```no_run
+/// # async fn f(client: herald_client::Client) {
+/// use herald_client::Error;
+/// match client.request("orders.get", "42").await {
+///     Ok(reply) => println!("{}", String::from_utf8_lossy(&reply.payload)),
+///     Err(Error::NoResponders { subject }) => eprintln!("nobody serves {subject}"),
+///     Err(Error::Timeout) => eprintln!("no reply in time"),
+///     Err(other) => eprintln!("{other}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, Error)]
 pub enum Error {
     /// The server URL could not be understood.
     #[error("invalid server URL {0:?}: expected nats://host:port or host:port")]
     InvalidUrl(String),
-    /// The first connection could not be made.
+    /// Nothing listens at the server address (the server is not running,
+    /// or not on this port).
+    #[error("cannot connect to {url}: connection refused")]
+    ConnectionRefused {
+        /// The URL tried.
+        url: String,
+    },
+    /// The server address could not be reached: name resolution failed, the
+    /// network is unreachable, or the connection timed out.
     #[error("cannot connect to {url}: {source}")]
-    Connect {
+    Unreachable {
         /// The URL tried.
         url: String,
         /// Why.
@@ -27,7 +51,7 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// An operation did not complete in time.
+    /// A request or flush did not complete in time.
     #[error("timed out")]
     Timeout,
     /// A request found no subscriber on its subject.
@@ -36,10 +60,11 @@ pub enum Error {
         /// The request subject.
         subject: String,
     },
-    /// The server reported an error.
+    /// The server reported an error with `-ERR` (e.g. `Maximum Payload
+    /// Violation`, `Authorization Violation`, `Permissions Violation`).
     #[error("server error: {0}")]
-    Server(String),
-    /// The client was closed or drained.
+    Protocol(String),
+    /// The client was closed or drained, or gave up reconnecting.
     #[error("client is closed")]
     Closed,
     /// Disconnected, and the buffer kept for reconnecting is full.
@@ -57,12 +82,12 @@ pub enum Error {
     #[error("invalid subject {0:?}")]
     InvalidSubject(String),
     /// The server sent bytes that are not valid protocol.
-    #[error("protocol error: {0}")]
-    Protocol(#[from] herald_protocol::ProtocolError),
+    #[error("invalid data from the server: {0}")]
+    Parse(#[from] herald_protocol::ProtocolError),
     /// A socket error.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 }
 
-/// Result with the SDK's [`Error`].
+/// Result with the SDK's [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

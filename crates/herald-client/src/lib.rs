@@ -1,14 +1,24 @@
-//! Herald's Rust client SDK. It speaks the NATS client protocol, so it works
+//! A Rust client for Herald. It speaks the NATS client protocol, so it works
 //! with Herald and with any NATS server.
 //!
 //! The main types:
 //! - [`Client`]: one connection, cheap to clone: publish (with headers or a
 //!   reply subject), subscribe, queue-subscribe, request with timeout, flush,
-//!   drain, close. Reconnects with backoff and re-establishes subscriptions.
-//! - [`Subscriber`]: a subscription's messages as a `Stream`.
-//! - [`Message`]: subject, reply, [`Headers`], payload.
+//!   drain, close. Reconnects with backoff and re-establishes subscriptions;
+//!   [`Client::state_changes`] reports [`ConnectionState`] changes.
+//! - [`Subscriber`]: a subscription's messages as a `Stream`, with a bounded
+//!   queue that drops (and counts) rather than stalling the connection.
+//! - [`Message`]: subject, reply, [`Headers`], payload, status.
 //! - [`ConnectOptions`]: name, timeouts, reconnect policy, bounds.
-//! - [`Error`]: what went wrong, e.g. [`Error::NoResponders`].
+//! - [`Error`]: what went wrong, e.g. [`Error::ConnectionRefused`],
+//!   [`Error::NoResponders`], [`Error::Timeout`], [`Error::Protocol`] (the
+//!   server's `-ERR`).
+//!
+//! One background task per connection owns the socket: it reads and
+//! dispatches messages, answers the server's `PING`s, and writes everything
+//! the handles queued since its last write in one go, so many small
+//! publishes cost few system calls. Publishing only queues bytes;
+//! [`Client::flush`] waits until the server has processed them.
 //!
 //! ```no_run
 //! use herald_client::{Client, Error};
@@ -48,8 +58,10 @@ mod connection;
 mod error;
 mod message;
 mod options;
+mod request;
 mod shared;
 mod subscriber;
+mod validate;
 
 pub use client::{Client, ConnectionState};
 pub use error::{Error, Result};
@@ -57,3 +69,6 @@ pub use herald_protocol::Headers;
 pub use message::Message;
 pub use options::ConnectOptions;
 pub use subscriber::Subscriber;
+
+#[cfg(test)]
+mod tests;

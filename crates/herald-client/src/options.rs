@@ -6,6 +6,8 @@ use crate::{Client, Result};
 
 /// Default bound on each subscription's queue of undelivered messages.
 pub const SUBSCRIPTION_CAPACITY_DEFAULT: usize = 8192;
+/// Default interval of the client's keepalive `PING`s.
+pub const PING_INTERVAL_DEFAULT: Duration = Duration::from_secs(120);
 /// Default bound on bytes buffered for the server while disconnected.
 pub const RECONNECT_BUFFER_MAX_DEFAULT: usize = 8 * 1024 * 1024;
 
@@ -33,6 +35,7 @@ pub struct ConnectOptions {
     pub(crate) request_timeout: Duration,
     pub(crate) subscription_capacity: usize,
     pub(crate) reconnect_buffer_max: usize,
+    pub(crate) ping_interval: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -48,13 +51,16 @@ impl Default for ConnectOptions {
             request_timeout: Duration::from_secs(5),
             subscription_capacity: SUBSCRIPTION_CAPACITY_DEFAULT,
             reconnect_buffer_max: RECONNECT_BUFFER_MAX_DEFAULT,
+            ping_interval: PING_INTERVAL_DEFAULT,
         }
     }
 }
 
 impl ConnectOptions {
     /// Defaults: reconnect forever with backoff from 50 ms to 5 s, 5 s
-    /// connect and request timeouts, echo on.
+    /// connect and request timeouts, echo on, 8192 messages per
+    /// subscription, 8 MiB buffered while disconnected, keepalive every 2
+    /// minutes.
     pub fn new() -> Self {
         Self::default()
     }
@@ -114,6 +120,15 @@ impl ConnectOptions {
     /// fails with [`crate::Error::Disconnected`].
     pub fn reconnect_buffer_max(mut self, bytes: usize) -> Self {
         self.reconnect_buffer_max = bytes;
+        self
+    }
+
+    /// How often to `PING` the server when connected (default 2 minutes). A
+    /// `PING` not answered within another interval means the connection is
+    /// dead (e.g. the server host vanished without closing it), and the
+    /// client reconnects.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval.max(Duration::from_millis(1));
         self
     }
 

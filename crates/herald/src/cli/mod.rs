@@ -136,7 +136,10 @@ async fn connect(server: &ServerArg, name: &str) -> anyhow::Result<Client> {
         .max_reconnect_attempts(10);
     match options.connect(&server.server).await {
         Ok(client) => Ok(client),
-        Err(Error::Connect { url, source }) => {
+        Err(Error::ConnectionRefused { url }) => {
+            bail!("cannot connect to {url}: connection refused (is `herald serve` running?)")
+        }
+        Err(Error::Unreachable { url, source }) => {
             bail!("cannot connect to {url}: {source} (is `herald serve` running?)")
         }
         Err(e) => Err(e).with_context(|| format!("cannot connect to {}", server.server)),
@@ -158,6 +161,32 @@ fn print_message(out: &mut impl std::io::Write, n: u64, message: &Message) -> st
     out.flush()
 }
 
+/// Publishes one message; while reconnecting with a full buffer, waits for
+/// the connection to come back and tries again.
+async fn publish_one(
+    client: &Client,
+    subject: &str,
+    headers: Option<&Headers>,
+    data: &[u8],
+) -> Result<(), Error> {
+    loop {
+        let sent = match headers {
+            Some(h) => client.publish_with_headers(subject, h, data),
+            None => client.publish(subject, data),
+        };
+        match sent {
+            Err(Error::Disconnected) => {
+                let mut state = client.state_changes();
+                let back = state.wait_for(|s| *s != herald_client::ConnectionState::Reconnecting);
+                if tokio::time::timeout(Duration::from_secs(30), back).await.is_err() {
+                    return Err(Error::Disconnected);
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
 pub fn run_pub(args: PubArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let client = connect(&args.server, "herald-pub").await?;
@@ -169,16 +198,9 @@ pub fn run_pub(args: PubArgs) -> anyhow::Result<()> {
             } else {
                 args.data.clone()
             };
-            let sent = match &headers {
-                Some(h) => client.publish_with_headers(&args.subject, h, data),
-                None => client.publish(&args.subject, data),
-            };
-            if let Err(Error::Disconnected) = sent {
-                // The reconnect buffer is full: wait for the server to catch up.
-                client.flush().await?;
-                continue;
-            }
-            sent.with_context(|| format!("cannot publish to {}", args.subject))?;
+            publish_one(&client, &args.subject, headers.as_ref(), data.as_bytes())
+                .await
+                .with_context(|| format!("cannot publish to {}", args.subject))?;
             if i % 10_000 == 0 {
                 client.flush().await?;
             }
