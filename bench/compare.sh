@@ -13,7 +13,8 @@
 #   ROUNDS           rounds per workload and server (default 5)
 #   MSGS             messages per 128-byte pubsub run (default 2000000)
 #   MSGS_4K          messages per 4 KiB pubsub run (default 500000)
-#   REQS             measured requests per reqrep run (default 20000)
+#   REQS             measured requests per reqrep run (default 50000: a p99 from
+#                    fewer samples moves with every scheduling hiccup of the VM)
 #   CONNS            idle connections for the memory workload (default 1000)
 #   SETTLE           seconds of quiet before each run, so the previous run's
 #                    server (GC, memory scavenging, socket teardown) is idle (default 1)
@@ -32,7 +33,7 @@ cd "$ROOT"
 ROUNDS="${ROUNDS:-5}"
 MSGS="${MSGS:-2000000}"
 MSGS_4K="${MSGS_4K:-500000}"
-REQS="${REQS:-20000}"
+REQS="${REQS:-50000}"
 CONNS="${CONNS:-1000}"
 SETTLE="${SETTLE:-1}"
 ONLY_NATS="${ONLY_NATS:-0}"
