@@ -86,14 +86,9 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/herald-compare.XXXXXX")"
 HERALD_PID=""
 NATS_PID=""
 
+# stop_servers is defined below; it exists by the time this trap runs.
 cleanup() {
-    local pid
-    for pid in "$HERALD_PID" "$NATS_PID"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
+    stop_servers
     rm -rf "$WORK"
 }
 trap cleanup EXIT
