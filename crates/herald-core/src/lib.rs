@@ -10,6 +10,8 @@
 //! - [`MatchCache`]: a bounded per-connection cache of match results,
 //!   invalidated by the index's generation number.
 //! - [`validate_subject`] and friends, with [`SubjectError`].
+//! - [`consumer::Consumer`]: a JetStream consumer's delivery and
+//!   acknowledgement state machine (clock passed in).
 //!
 //! ```
 //! use herald_core::{subject_matches, Sublist};
@@ -27,6 +29,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod consumer;
+mod dedup;
 mod inline_vec;
 mod match_cache;
 mod result;
@@ -34,6 +38,7 @@ mod subject;
 mod sublist;
 mod tokens;
 
+pub use dedup::{DedupWindow, DEDUP_IDS_MAX};
 pub use match_cache::MatchCache;
 pub use result::{MatchResult, QueueGroup};
 pub use subject::{

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
-use herald_core::{validate_literal_subject, validate_queue_name, validate_subject, MatchCache};
+use bytes::{Buf, BytesMut};
+use herald_core::{validate_literal_subject, validate_queue_name, validate_subject};
 use herald_protocol::{encode, parse_client_op, ClientOp, ConnectInfo, Limits, ProtocolError};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -19,8 +19,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::outbound::{Appended, Data, Flushed, Outbound, SHARE_PAYLOAD_MIN};
+use crate::publisher::{Origin, PubData, Publisher};
 use crate::router::{ClientIdentity, ClientShared, SubRef, Subscription};
-use crate::stats::{LocalCounts, Verb};
+use crate::stats::Verb;
 use crate::ServerState;
 
 /// Smallest and largest read size; reads grow while they fill the buffer and
@@ -29,8 +30,6 @@ const READ_SIZE_MIN: usize = 512;
 const READ_SIZE_MAX: usize = 64 * 1024;
 /// Reads processed per wake-up before yielding to the other select branches.
 const READS_PER_WAKE_MAX: usize = 8;
-/// Cached subject matches per connection.
-const MATCH_CACHE_ENTRIES_MAX: usize = 1024;
 /// How long a closing connection may take to write its last bytes.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
 /// Status message sent to a requester when nobody subscribes to the subject.
@@ -79,14 +78,8 @@ struct Connection {
     peer: SocketAddr,
     limits: Limits,
     options: ClientOptions,
-    cache: MatchCache<SubRef>,
-    rng: fastrand::Rng,
-    counts: LocalCounts,
-    /// Clients whose outbound buffers this read buffer added to.
-    touched: Vec<Arc<ClientShared>>,
-    touch_mark: u64,
-    /// Subscriptions that reached their auto-unsubscribe maximum.
-    expired: Vec<Arc<Subscription>>,
+    /// Routes this client's publishes; one batch per read buffer.
+    publisher: Publisher,
     read_size: usize,
     pings_out: u32,
 }
@@ -114,12 +107,12 @@ pub(crate) async fn serve_connection(
         touch_mark: Default::default(),
     });
     state.clients.lock().insert(id, client.clone());
-    let touch_mark = state.next_touch_mark.fetch_add(1, Ordering::Relaxed);
     let mut conn = Connection {
         limits: Limits {
             max_control_line: state.config.max_control_line,
             max_payload: state.config.max_payload,
         },
+        publisher: Publisher::new(state.clone()),
         state,
         client,
         peer,
@@ -129,14 +122,6 @@ pub(crate) async fn serve_connection(
             echo: true,
             no_responders: false,
         },
-        cache: MatchCache::new(MATCH_CACHE_ENTRIES_MAX),
-        rng: fastrand::Rng::new(),
-        counts: LocalCounts::default(),
-        touched: Vec::new(),
-        // Never 0, the mark a new client starts with: the first buffer of
-        // this connection must list every client it touches.
-        touch_mark,
-        expired: Vec::new(),
         read_size: READ_SIZE_MIN,
         pings_out: 0,
     };
@@ -312,23 +297,23 @@ impl Connection {
     fn handle_control(&mut self, op: ClientOp<'_>) -> Result<(), CloseReason> {
         match op {
             ClientOp::Connect(json) => {
-                self.counts.ops[Verb::Connect as usize] += 1;
+                self.publisher.counts.ops[Verb::Connect as usize] += 1;
                 self.on_connect(json)?;
             }
             ClientOp::Sub { subject, queue, sid } => {
-                self.counts.ops[Verb::Sub as usize] += 1;
+                self.publisher.counts.ops[Verb::Sub as usize] += 1;
                 self.on_sub(subject, queue, sid);
             }
             ClientOp::Unsub { sid, max } => {
-                self.counts.ops[Verb::Unsub as usize] += 1;
+                self.publisher.counts.ops[Verb::Unsub as usize] += 1;
                 self.on_unsub(sid, max);
             }
             ClientOp::Ping => {
-                self.counts.ops[Verb::Ping as usize] += 1;
+                self.publisher.counts.ops[Verb::Ping as usize] += 1;
                 self.push_own(encode::PONG);
             }
             ClientOp::Pong => {
-                self.counts.ops[Verb::Pong as usize] += 1;
+                self.publisher.counts.ops[Verb::Pong as usize] += 1;
                 self.pings_out = 0;
             }
             // Clients have no reason to send these; they are harmless.
@@ -437,97 +422,26 @@ impl Connection {
         } else {
             Verb::Pub
         };
-        self.counts.ops[verb as usize] += 1;
-        self.counts.in_msgs += 1;
-        self.counts.in_bytes += data.len() as u64;
+        let counts = &mut self.publisher.counts;
+        counts.ops[verb as usize] += 1;
+        counts.in_msgs += 1;
+        counts.in_bytes += data.len() as u64;
         if self.options.pedantic && validate_literal_subject(subject).is_err() {
             return self.send_err(verb, "Invalid Publish Subject");
         }
-        let generation = self.state.router.generation();
-        let matched = match self.cache.get(subject, generation) {
-            Some(result) => result.clone(),
-            None => {
-                let (generation, result) = self.state.router.matches(subject);
-                self.cache.insert(subject, generation, result.clone());
-                result
-            }
+        let origin = Origin {
+            client_id: self.client.id,
+            echo: self.options.echo,
         };
-        let mut delivered = false;
-        for sub in &matched.plain {
-            delivered |= self.deliver(&sub.0, subject, reply, header_len, &data);
-        }
-        for group in &matched.queues {
-            let members = &group.members;
-            let start = if members.len() > 1 {
-                self.rng.usize(..members.len())
-            } else {
-                0
-            };
-            for i in 0..members.len() {
-                let sub = &members[(start + i) % members.len()].0;
-                if self.deliver(sub, subject, reply, header_len, &data) {
-                    delivered = true;
-                    break;
-                }
-            }
-        }
-        if !delivered && matched.is_empty() && self.options.no_responders {
+        let routed = self
+            .publisher
+            .route(subject, reply, header_len, data, Some(origin));
+        if !routed.delivered && routed.unmatched && self.options.no_responders {
             if let Some(reply) = reply {
                 self.send_no_responders(reply);
             }
         }
         self.ok();
-    }
-
-    /// Queues a message for one subscription. Returns whether it was queued.
-    #[inline]
-    fn deliver(
-        &mut self,
-        sub: &Arc<Subscription>,
-        subject: &[u8],
-        reply: Option<&[u8]>,
-        header_len: Option<usize>,
-        data: &PubData<'_>,
-    ) -> bool {
-        let client = &sub.client;
-        if !self.options.echo && client.id == self.client.id {
-            return false;
-        }
-        let Some(last) = sub.claim_delivery() else {
-            return false;
-        };
-        if last {
-            self.expired.push(sub.clone());
-        }
-        // A client that did not declare header support gets the payload only.
-        let (header_len, skip) = match header_len {
-            Some(h) if !client.headers.load(Ordering::Relaxed) => (None, h),
-            other => (other, 0),
-        };
-        let shared;
-        let (payload, len) = match data {
-            PubData::Borrowed(bytes) => (Data::Borrowed(&bytes[skip..]), bytes.len() - skip),
-            PubData::Shared(bytes) if skip == 0 => (Data::Shared(bytes), bytes.len()),
-            PubData::Shared(bytes) => {
-                shared = bytes.slice(skip..);
-                (Data::Shared(&shared), shared.len())
-            }
-        };
-        match client
-            .outbound
-            .push_msg(subject, &sub.sid, reply, header_len, payload)
-        {
-            Appended::Queued => {
-                self.counts.out_msgs += 1;
-                self.counts.out_bytes += len as u64;
-                if client.touch_mark.swap(self.touch_mark, Ordering::Relaxed) != self.touch_mark {
-                    self.touched.push(client.clone());
-                }
-                true
-            }
-            // The subscriber's own task closes it (and counts it) when slow.
-            Appended::Closed | Appended::BecameSlow => false,
-        }
     }
 
     fn send_no_responders(&mut self, reply: &[u8]) {
@@ -536,9 +450,12 @@ impl Connection {
             .plain
             .iter()
             .chain(matched.queues.iter().flat_map(|g| g.members.iter()))
-            .find(|sub| sub.0.client.id == self.client.id);
+            .find_map(|sub| match sub {
+                SubRef::Client(sub) if sub.client.id == self.client.id => Some(sub.clone()),
+                _ => None,
+            });
         if let Some(sub) = own {
-            let sid = sub.0.sid.clone();
+            let sid = sub.sid.clone();
             self.client.outbound.push_msg(
                 reply,
                 &sid,
@@ -553,42 +470,16 @@ impl Connection {
     /// Flushes every outbound buffer this read buffer added to, and applies
     /// what had to wait for the end of the buffer.
     fn end_of_batch(&mut self) {
-        for client in self.touched.drain(..) {
-            match client.outbound.flush() {
-                Ok(Flushed::Done) | Ok(Flushed::Busy) => {}
-                // The owner waits for writability (or notices the error).
-                Ok(Flushed::WouldBlock) | Err(_) => client.outbound.wake_owner(),
-            }
+        let counts = &self.publisher.counts;
+        if counts.in_msgs > 0 {
+            self.client.in_msgs.fetch_add(counts.in_msgs, Ordering::Relaxed);
+            self.client.in_bytes.fetch_add(counts.in_bytes, Ordering::Relaxed);
         }
-        self.touch_mark = self.state.next_touch_mark.fetch_add(1, Ordering::Relaxed);
-        if !self.expired.is_empty() {
-            let expired = std::mem::take(&mut self.expired);
-            for sub in &expired {
-                let mut subs = sub.client.subs.lock();
-                if subs
-                    .get(&sub.sid)
-                    .is_some_and(|current| Arc::ptr_eq(current, sub))
-                {
-                    subs.remove(&sub.sid);
-                }
-            }
-            self.state.router.remove(&expired);
-        }
-        if self.counts.in_msgs > 0 {
-            self.client
-                .in_msgs
-                .fetch_add(self.counts.in_msgs, Ordering::Relaxed);
-            self.client
-                .in_bytes
-                .fetch_add(self.counts.in_bytes, Ordering::Relaxed);
-        }
-        self.counts.drain_into(&self.state.stats);
+        self.publisher.finish();
     }
 
     fn touch_self(&mut self) {
-        if self.client.touch_mark.swap(self.touch_mark, Ordering::Relaxed) != self.touch_mark {
-            self.touched.push(self.client.clone());
-        }
+        self.publisher.touch(&self.client);
     }
 
     fn push_own(&mut self, bytes: &[u8]) {
@@ -666,21 +557,6 @@ impl Connection {
         let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
         state.clients.lock().remove(&self.client.id);
         stats.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Publish data as it sits in the read buffer: borrowed, or shared when large.
-enum PubData<'a> {
-    Borrowed(&'a [u8]),
-    Shared(&'a Bytes),
-}
-
-impl PubData<'_> {
-    fn len(&self) -> usize {
-        match self {
-            PubData::Borrowed(b) => b.len(),
-            PubData::Shared(b) => b.len(),
-        }
     }
 }
 

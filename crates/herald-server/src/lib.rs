@@ -24,6 +24,7 @@ pub mod config;
 mod connection;
 mod monitor;
 pub mod outbound;
+mod publisher;
 mod router;
 mod server;
 pub mod stats;

@@ -86,14 +86,53 @@ impl Subscription {
     }
 }
 
-/// A subscription as stored in the index; equal when it is the same one.
+/// A subscription as stored in the index: a client's, or one of the
+/// server's own (JetStream API, stream capture, acks); equal when it is the
+/// same one.
 #[derive(Clone)]
-pub struct SubRef(pub Arc<Subscription>);
+pub enum SubRef {
+    /// Delivered into a client's outbound buffer.
+    Client(Arc<Subscription>),
+    /// Handled inside the server by the publishing task.
+    Internal(Arc<InternalSub>),
+}
 
 impl PartialEq for SubRef {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        match (self, other) {
+            (SubRef::Client(a), SubRef::Client(b)) => Arc::ptr_eq(a, b),
+            (SubRef::Internal(a), SubRef::Internal(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
+}
+
+/// A subscription of the server itself.
+pub struct InternalSub {
+    /// Subject or pattern.
+    pub subject: Box<[u8]>,
+    /// What handles the messages.
+    pub handler: Arc<dyn InternalHandler>,
+}
+
+/// One message as an internal subscription sees it.
+pub struct InMsg<'a> {
+    /// The subject it was published to.
+    pub subject: &'a [u8],
+    /// Its reply subject.
+    pub reply: Option<&'a [u8]>,
+    /// The raw header block (`NATS/1.0 ...\r\n\r\n`), empty if none.
+    pub headers: &'a [u8],
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+/// Code of the server that receives messages like a subscriber. Runs on the
+/// publishing task, so it must not block for long; what it wants sent goes
+/// into `effects`.
+pub trait InternalHandler: Send + Sync {
+    /// Handles one message.
+    fn on_message(&self, msg: &InMsg<'_>, effects: &mut crate::publisher::Effects);
 }
 
 /// The subscription index shared by every connection.
@@ -105,6 +144,7 @@ impl PartialEq for SubRef {
 pub struct Router {
     sublist: RwLock<Sublist<SubRef>>,
     generation: AtomicU64,
+    internal_subs: AtomicU64,
 }
 
 impl Router {
@@ -128,7 +168,7 @@ impl Router {
     /// Adds a subscription to the index.
     pub fn insert(&self, sub: &Arc<Subscription>) -> Result<(), SubjectError> {
         let mut sublist = self.sublist.write();
-        sublist.insert(&sub.subject, sub.queue.as_deref(), SubRef(sub.clone()))?;
+        sublist.insert(&sub.subject, sub.queue.as_deref(), SubRef::Client(sub.clone()))?;
         self.generation.store(sublist.generation(), Ordering::Release);
         Ok(())
     }
@@ -138,13 +178,32 @@ impl Router {
         let mut sublist = self.sublist.write();
         for sub in subs {
             sub.closed.store(true, Ordering::Relaxed);
-            sublist.remove(&sub.subject, sub.queue.as_deref(), &SubRef(sub.clone()));
+            sublist.remove(&sub.subject, sub.queue.as_deref(), &SubRef::Client(sub.clone()));
         }
         self.generation.store(sublist.generation(), Ordering::Release);
     }
 
-    /// Number of subscriptions in the index.
+    /// Adds one of the server's own subscriptions.
+    pub fn insert_internal(&self, sub: &Arc<InternalSub>) -> Result<(), SubjectError> {
+        let mut sublist = self.sublist.write();
+        sublist.insert(&sub.subject, None, SubRef::Internal(sub.clone()))?;
+        self.internal_subs.fetch_add(1, Ordering::Relaxed);
+        self.generation.store(sublist.generation(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Removes one of the server's own subscriptions.
+    pub fn remove_internal(&self, sub: &Arc<InternalSub>) {
+        let mut sublist = self.sublist.write();
+        if sublist.remove(&sub.subject, None, &SubRef::Internal(sub.clone())) {
+            self.internal_subs.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.generation.store(sublist.generation(), Ordering::Release);
+    }
+
+    /// Number of client subscriptions in the index.
     pub fn subscription_count(&self) -> usize {
-        self.sublist.read().len()
+        let internal = self.internal_subs.load(Ordering::Relaxed) as usize;
+        self.sublist.read().len().saturating_sub(internal)
     }
 }
