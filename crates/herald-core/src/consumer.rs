@@ -343,13 +343,9 @@ impl Consumer {
             },
             AckKind::Nak { delay_ns } => match self.pending.get_mut(&stream_seq) {
                 Some(p) => {
-                    match delay_ns {
-                        Some(delay) if delay > 0 => p.deadline_ns = now_ns.saturating_add(delay),
-                        _ => {
-                            p.deadline_ns = now_ns;
-                            self.redeliver.insert(stream_seq);
-                        }
-                    }
+                    // Due now (or after the delay); `expire` then queues it
+                    // for redelivery or, past max_deliver, gives it up.
+                    p.deadline_ns = now_ns.saturating_add(delay_ns.unwrap_or(0));
                     AckOutcome::Applied { freed: 0 }
                 }
                 None => AckOutcome::NotPending,
@@ -504,6 +500,7 @@ mod tests {
         deliver_new(&mut c, 1, 0);
         deliver_new(&mut c, 2, 0);
         c.ack(1, AckKind::Nak { delay_ns: None }, 1);
+        assert!(c.expire(1).is_empty());
         assert_eq!(c.next(), Some(Next::Redeliver { stream_seq: 1 }));
         c.ack(
             2,
@@ -522,6 +519,24 @@ mod tests {
         c.expire(36 * SEC);
         assert_eq!(c.next(), Some(Next::Redeliver { stream_seq: 1 }));
         assert_eq!(c.pending(2).map(|p| p.deadline_ns), Some(65 * SEC));
+    }
+
+    #[test]
+    fn nak_of_the_last_allowed_delivery_exhausts_the_message() {
+        let mut c = Consumer::new(explicit(Some(2)), 1);
+        deliver_new(&mut c, 1, 0);
+        c.ack(1, AckKind::Nak { delay_ns: None }, 1);
+        assert!(c.expire(1).is_empty());
+        c.delivered_msg(1, 2);
+        c.ack(1, AckKind::Nak { delay_ns: None }, 3);
+        assert_eq!(
+            c.expire(3),
+            vec![Exhausted {
+                stream_seq: 1,
+                deliveries: 2
+            }]
+        );
+        assert_eq!(c.next(), Some(Next::New { from_stream_seq: 2 }));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`Headers`]: the `NATS/1.0` header block carried by `HPUB`/`HMSG`.
 //! - [`ProtocolError`]: why a buffer is not valid protocol, with the `-ERR`
 //!   text a server sends for it.
+//! - [`jetstream`]: the JetStream JSON API bodies, ack subjects and bodies,
+//!   headers and status messages.
 //!
 //! Parsers borrow from the input buffer and report how many bytes the
 //! operation used, so a caller can process a whole read buffer without
@@ -41,6 +43,7 @@ pub mod encode;
 mod error;
 mod headers;
 mod info;
+pub mod jetstream;
 mod server_op;
 
 pub use client_op::{parse_client_op, ClientOp};
