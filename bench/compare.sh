@@ -3,11 +3,24 @@
 #
 #   bench/compare.sh                 # ROUNDS=5 by default
 #   ROUNDS=3 bench/compare.sh
+#   PHASES=js ROUNDS=3 bench/compare.sh   # only the JetStream phases
 #
 # Starts `herald serve` on 127.0.0.1:4333 (monitoring 8333) and nats-server on 127.0.0.1:4222,
 # runs the same `herald bench ... --json` workloads against each, alternating
 # servers for ROUNDS rounds, and prints a Markdown table of the medians (also
 # written to bench/results/latest.md; raw results to bench/results/latest.jsonl).
+#
+# Phases, in this order:
+#   core     pubsub and reqrep on servers started once, without JetStream
+#   js       JetStream: js-pub (default sync), js-pub with sync always, js-replay;
+#            before every round both servers are restarted with JetStream on and
+#            empty data dirs (under the temp dir). nats-server gets a config file
+#            with `jetstream { store_dir: ..., sync_interval: "always" }` for the
+#            sync phase; herald gets `--data-dir` and `--sync always` (the sync
+#            phase skips herald when `herald serve --help` has no --sync). Herald's
+#            JS phases are skipped ("herald: JetStream not available") when a
+#            probe's stream create request fails.
+#   memory   memory per idle connection, on freshly started servers
 #
 # Environment:
 #   ROUNDS           rounds per workload and server (default 5)
@@ -16,6 +29,13 @@
 #   REQS             measured requests per reqrep run (default 50000: a p99 from
 #                    fewer samples moves with every scheduling hiccup of the VM)
 #   CONNS            idle connections for the memory workload (default 1000)
+#   PHASES           phases to run, space- or comma-separated (default "core js memory")
+#   JS_MSGS          messages per js-pub run, default sync (default 500000)
+#   JS_SYNC_MSGS     messages per js-pub run with sync always (default 50000)
+#   JS_REPLAY_MSGS   messages per js-replay run (default 1000000)
+#   JS_IN_FLIGHT     unacknowledged messages per publisher connection (default 256)
+#   JS_ACK           ack policy of the replay consumer, explicit or none (default explicit)
+#   HERALD_JS_ARGS   extra `herald serve` flags for the JetStream phases (default none)
 #   SETTLE           seconds of quiet before each run, so the previous run's
 #                    server (GC, memory scavenging, socket teardown) is idle (default 1)
 #   HERALD_PORT, HERALD_HTTP_PORT, NATS_PORT   listening ports (default 4333, 8333, 4222)
@@ -35,6 +55,14 @@ MSGS="${MSGS:-2000000}"
 MSGS_4K="${MSGS_4K:-500000}"
 REQS="${REQS:-50000}"
 CONNS="${CONNS:-1000}"
+PHASES="${PHASES:-core js memory}"
+PHASES=" ${PHASES//,/ } "
+JS_MSGS="${JS_MSGS:-500000}"
+JS_SYNC_MSGS="${JS_SYNC_MSGS:-50000}"
+JS_REPLAY_MSGS="${JS_REPLAY_MSGS:-1000000}"
+JS_IN_FLIGHT="${JS_IN_FLIGHT:-256}"
+JS_ACK="${JS_ACK:-explicit}"
+HERALD_JS_ARGS="${HERALD_JS_ARGS:-}"
 SETTLE="${SETTLE:-1}"
 ONLY_NATS="${ONLY_NATS:-0}"
 for arg in "$@"; do
@@ -52,6 +80,13 @@ NATS_PORT="${NATS_PORT:-4222}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 log() { echo "==> $*" >&2; }
+has_phase() { [[ "$PHASES" == *" $1 "* ]]; }
+for phase in $PHASES; do
+    case "$phase" in
+        core | js | memory) ;;
+        *) echo "unknown phase in PHASES: $phase (expected core, js, memory)" >&2; exit 2 ;;
+    esac
+done
 
 # --- tools -----------------------------------------------------------------
 
@@ -85,6 +120,8 @@ fi
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/herald-compare.XXXXXX")"
 HERALD_PID=""
 NATS_PID=""
+HERALD_VERSION="not started"
+NATS_VERSION="not started"
 
 # stop_servers is defined below; it exists by the time this trap runs.
 cleanup() {
@@ -119,26 +156,67 @@ for port in "$HERALD_PORT" "$HERALD_HTTP_PORT" "$NATS_PORT"; do
     fi
 done
 
-start_servers() {
-    if [[ "$ONLY_NATS" == 1 ]]; then
-        log "starting nats-server as the 'herald' side on $HOST:$HERALD_PORT (--only-nats)"
-        "$NATS_BIN" -a "$HOST" -p "$HERALD_PORT" >"$WORK/herald.log" 2>&1 &
+# nats-server flags for MODE (core, js, js-sync), its store under DIR.
+nats_args() { # mode dir name
+    case "$1" in
+        core) ;;
+        js | js-sync)
+            mkdir -p "$2"
+            {
+                echo "jetstream {"
+                echo "  store_dir: \"$2\""
+                if [[ "$1" == js-sync ]]; then echo '  sync_interval: "always"'; fi
+                echo "}"
+            } >"$WORK/$3.conf"
+            echo "-c $WORK/$3.conf"
+            ;;
+    esac
+}
+
+# herald serve flags for MODE; the data dir is always $WORK/data.
+herald_args() { # mode
+    case "$1" in
+        core) ;;
+        js) echo "$HERALD_JS_ARGS" ;;
+        js-sync) echo "--sync always $HERALD_JS_ARGS" ;;
+    esac
+}
+
+start_servers() { # [mode: core (default), js, js-sync] [start herald: 1 (default) or 0]
+    local mode="${1:-core}" with_herald="${2:-1}" extra
+    if [[ "$with_herald" != 1 ]]; then
+        log "not starting herald ($mode)"
+    elif [[ "$ONLY_NATS" == 1 ]]; then
+        log "starting nats-server as the 'herald' side on $HOST:$HERALD_PORT (--only-nats, $mode)"
+        read -r -a extra <<<"$(nats_args "$mode" "$WORK/js/herald" herald)"
+        "$NATS_BIN" -a "$HOST" -p "$HERALD_PORT" "${extra[@]}" >"$WORK/herald.log" 2>&1 &
         HERALD_PID=$!
         HERALD_VERSION="$("$NATS_BIN" --version 2>&1 | head -1) (ONLY_NATS debug run: not herald)"
     else
-        log "starting herald on $HOST:$HERALD_PORT"
+        log "starting herald on $HOST:$HERALD_PORT ($mode)"
+        read -r -a extra <<<"$(herald_args "$mode")"
         "$HERALD_BIN" serve --host "$HOST" --port "$HERALD_PORT" --http-port "$HERALD_HTTP_PORT" \
-            --data-dir "$WORK/data" >"$WORK/herald.log" 2>&1 &
+            --data-dir "$WORK/data" "${extra[@]}" >"$WORK/herald.log" 2>&1 &
         HERALD_PID=$!
         HERALD_VERSION="$("$HERALD_BIN" --version 2>&1 | head -1)"
     fi
-    wait_port herald "$HERALD_PID" "$HERALD_PORT" "$WORK/herald.log"
+    if [[ -n "$HERALD_PID" ]]; then
+        wait_port herald "$HERALD_PID" "$HERALD_PORT" "$WORK/herald.log"
+    fi
 
-    log "starting nats-server on $HOST:$NATS_PORT"
-    "$NATS_BIN" -a "$HOST" -p "$NATS_PORT" >"$WORK/nats.log" 2>&1 &
+    log "starting nats-server on $HOST:$NATS_PORT ($mode)"
+    read -r -a extra <<<"$(nats_args "$mode" "$WORK/js/nats" nats)"
+    "$NATS_BIN" -a "$HOST" -p "$NATS_PORT" "${extra[@]}" >"$WORK/nats.log" 2>&1 &
     NATS_PID=$!
     NATS_VERSION="$("$NATS_BIN" --version 2>&1 | head -1)"
     wait_port nats-server "$NATS_PID" "$NATS_PORT" "$WORK/nats.log"
+}
+
+# Fresh servers with empty data dirs.
+restart_servers() { # mode [start herald]
+    stop_servers
+    rm -rf "$WORK/data" "$WORK/js"
+    start_servers "$@"
 }
 
 stop_servers() {
@@ -153,8 +231,6 @@ stop_servers() {
     NATS_PID=""
 }
 
-start_servers
-
 # --- workloads ---------------------------------------------------------------
 
 # id|arguments (PID is replaced by the server's process id)
@@ -168,6 +244,9 @@ WORKLOADS=(
 
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
+NOTES="$WORK/notes.txt"
+: >"$NOTES"
+note() { log "$*"; echo "$*" >>"$NOTES"; }
 
 run_one() { # round server port pid id args...
     local round=$1 server=$2 port=$3 pid=$4 id=$5
@@ -184,17 +263,23 @@ run_one() { # round server port pid id args...
         "$out" "$server" >&2
 }
 
+# Alternate which server goes first, so neither always runs warm.
+server_order() { # round
+    if (($1 % 2)); then
+        echo herald nats-server
+    else
+        echo nats-server herald
+    fi
+}
+
+if has_phase core; then
+start_servers core
 for ((round = 1; round <= ROUNDS; round++)); do
     for entry in "${WORKLOADS[@]}"; do
         id="${entry%%|*}"
         read -r -a args <<<"${entry#*|}"
         log "round $round/$ROUNDS: $id"
-        # Alternate which server goes first, so neither always runs warm.
-        if ((round % 2)); then
-            order=(herald nats-server)
-        else
-            order=(nats-server herald)
-        fi
+        read -r -a order <<<"$(server_order "$round")"
         for server in "${order[@]}"; do
             if [[ "$server" == herald ]]; then
                 run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" "$id" "${args[@]}"
@@ -204,18 +289,88 @@ for ((round = 1; round <= ROUNDS; round++)); do
         done
     done
 done
+stop_servers
+fi
+
+# --- JetStream -------------------------------------------------------------------
+
+# id|server mode|arguments
+JS_WORKLOADS=(
+    "js_pub_128|js|js-pub --size 128 --msgs $JS_MSGS --in-flight $JS_IN_FLIGHT --storage file"
+    "js_pub_sync_128|js-sync|js-pub --size 128 --msgs $JS_SYNC_MSGS --in-flight $JS_IN_FLIGHT --storage file --sync always"
+    "js_replay|js|js-replay --msgs $JS_REPLAY_MSGS --in-flight $JS_IN_FLIGHT --storage file --ack $JS_ACK --batch 1000"
+)
+
+# Whether herald speaks JetStream: unknown until probed on a running herald.
+HERALD_JS=""
+probe_herald_js() {
+    local out status=0
+    out="$("${BENCH[@]}" js-pub --server "nats://$HOST:$HERALD_PORT" --msgs 1 --timeout 10 2>&1)" || status=$?
+    if ((status == 0)); then
+        HERALD_JS=1
+    else
+        HERALD_JS=0
+        note "herald: JetStream not available ($(tail -1 <<<"$out"))"
+    fi
+}
+
+herald_has_sync() {
+    [[ "$ONLY_NATS" == 1 ]] || "$HERALD_BIN" serve --help 2>&1 | grep -q -- '--sync'
+}
+
+if has_phase js; then
+for entry in "${JS_WORKLOADS[@]}"; do
+    id="${entry%%|*}"
+    rest="${entry#*|}"
+    mode="${rest%%|*}"
+    read -r -a args <<<"${rest#*|}"
+    with_herald=1
+    if [[ "$HERALD_JS" == 0 ]]; then
+        log "herald: JetStream not available; $id runs on nats-server only"
+        with_herald=0
+    elif [[ "$mode" == js-sync ]] && ! herald_has_sync; then
+        note "herald: \`herald serve --help\` has no --sync; $id runs on nats-server only"
+        with_herald=0
+    fi
+    for ((round = 1; round <= ROUNDS; round++)); do
+        log "round $round/$ROUNDS: $id (fresh servers, empty data dirs)"
+        restart_servers "$mode" "$with_herald"
+        if [[ "$with_herald" == 1 && -z "$HERALD_JS" ]]; then
+            probe_herald_js
+            if [[ "$HERALD_JS" == 0 ]]; then
+                with_herald=0
+            else
+                # The probe's stream must not linger into the measured run.
+                restart_servers "$mode" "$with_herald"
+            fi
+        fi
+        read -r -a order <<<"$(server_order "$round")"
+        for server in "${order[@]}"; do
+            if [[ "$server" == herald ]]; then
+                if [[ "$with_herald" == 1 ]]; then
+                    run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" "$id" "${args[@]}"
+                fi
+            else
+                run_one "$round" nats-server "$NATS_PORT" "$NATS_PID" "$id" "${args[@]}"
+            fi
+        done
+    done
+done
+stop_servers
+fi
 
 # Memory per idle connection is measured on freshly started servers: after the
 # throughput runs, both allocators hold freed memory that new connections
 # would reuse, which hides their real cost.
+if has_phase memory; then
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS: memory_$CONNS (fresh servers)"
-    stop_servers
-    rm -rf "$WORK/data"
-    start_servers
+    restart_servers core
     run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" "memory_$CONNS" memory --conns "$CONNS" --pid PID
     run_one "$round" nats-server "$NATS_PORT" "$NATS_PID" "memory_$CONNS" memory --conns "$CONNS" --pid PID
 done
+stop_servers
+fi
 
 # --- summary -------------------------------------------------------------------
 
@@ -223,7 +378,9 @@ mkdir -p "$ROOT/bench/results"
 cp "$RESULTS" "$ROOT/bench/results/latest.jsonl"
 CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)"
 
-ROUNDS="$ROUNDS" CONNS="$CONNS" HERALD_VERSION="$HERALD_VERSION" NATS_VERSION="$NATS_VERSION" \
+ROUNDS="$ROUNDS" CONNS="$CONNS" JS_MSGS="$JS_MSGS" JS_SYNC_MSGS="$JS_SYNC_MSGS" \
+    JS_REPLAY_MSGS="$JS_REPLAY_MSGS" JS_IN_FLIGHT="$JS_IN_FLIGHT" JS_ACK="$JS_ACK" NOTES="$NOTES" \
+    HERALD_VERSION="$HERALD_VERSION" NATS_VERSION="$NATS_VERSION" \
     MACHINE="$(nproc) CPUs, $CPU_MODEL, Linux $(uname -r)" DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
     python3 - "$RESULTS" "$ROOT/bench/results/latest.md" <<'EOF'
 import json, os, statistics, sys
@@ -232,6 +389,9 @@ results_path, out_path = sys.argv[1], sys.argv[2]
 runs = [json.loads(line) for line in open(results_path)]
 env = os.environ
 rounds, conns = env["ROUNDS"], env["CONNS"]
+inflight, ack = env["JS_IN_FLIGHT"], env["JS_ACK"]
+replay_msgs = int(env["JS_REPLAY_MSGS"])
+replay_label = f"{replay_msgs / 1e6:g}M" if replay_msgs >= 1e6 else f"{replay_msgs / 1e3:g}k"
 
 # (label, workload id, metric, unit, higher is better)
 ROWS = [
@@ -243,6 +403,13 @@ ROWS = [
     ("request-reply 128 B, throughput", "reqrep_128", "requests_per_sec", "req/s", True),
     ("request-reply 128 B, p50 latency", "reqrep_128", "p50_us", "µs", False),
     ("request-reply 128 B, p99 latency", "reqrep_128", "p99_us", "µs", False),
+    (f"JetStream publish 128 B, file, {inflight} in flight (acked)", "js_pub_128", "msgs_per_sec", "msgs/s", True),
+    ("JetStream publish 128 B, p50 ack latency", "js_pub_128", "p50_us", "µs", False),
+    ("JetStream publish 128 B, p99 ack latency", "js_pub_128", "p99_us", "µs", False),
+    (f"JetStream publish 128 B, file, sync always, {inflight} in flight (acked)", "js_pub_sync_128",
+     "msgs_per_sec", "msgs/s", True),
+    (f"JetStream replay of {replay_label} msgs, pull consumer, ack {ack}", "js_replay", "msgs_per_sec",
+     "msgs/s", True),
     (f"memory per idle connection ({conns} conns)", f"memory_{conns}", "bytes_per_conn", "bytes", False),
 ]
 
@@ -258,6 +425,8 @@ def cell(server, wid, metric, unit):
           if r["server"] == server and r["id"] == wid and not r["result"].get("error")
           and metric in r["result"]]
     total = sum(1 for r in runs if r["server"] == server and r["id"] == wid)
+    if total == 0:
+        return None, "not run"
     if not ok:
         return None, f"failed ({total} runs)"
     med = statistics.median(ok)
@@ -273,6 +442,8 @@ lines = [
     "|---|---:|---:|---:|",
 ]
 for label, wid, metric, unit, higher in ROWS:
+    if not any(r["id"] == wid for r in runs):
+        continue  # phase not run
     h, htext = cell("herald", wid, metric, unit)
     n, ntext = cell("nats-server", wid, metric, unit)
     better = "higher is better" if higher else "lower is better"
@@ -285,12 +456,17 @@ lines += [
     f"Medians of {rounds} rounds per workload and server; the servers alternate which runs first "
     "each round. Throughput ratios above 1 favour herald; latency and memory ratios below 1 favour herald.",
     "Load generator: `herald bench` (raw protocol, one thread per connection) on the same machine.",
+    "JetStream rows: both servers restarted with empty data dirs before every round; "
+    "nats-server's sync phase sets `sync_interval: \"always\"` in its config file.",
     "",
     f"- herald: {env['HERALD_VERSION']}",
     f"- nats-server: {env['NATS_VERSION']}",
     f"- machine: {env['MACHINE']}",
     f"- date: {env['DATE']}",
 ]
+notes = [n for n in open(env["NOTES"]).read().splitlines() if n]
+if notes:
+    lines += ["", "Skipped:", ""] + [f"- {n}" for n in notes]
 if errors:
     lines += ["", "Failed runs:", ""] + [f"- {e}" for e in errors]
 text = "\n".join(lines) + "\n"

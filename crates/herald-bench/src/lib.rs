@@ -17,16 +17,26 @@
 //!   sequence number, so losses and duplicates are detected.
 //! * `reqrep` — one responder, one requester, sequential requests; the
 //!   round-trip time is reported as percentiles.
+//! * `js-pub` — JetStream publishing: recreates a stream (`--stream`, capturing
+//!   `bench.js.>`, `--storage file|memory`), then `--conns` connections publish
+//!   `--msgs` messages with a reply subject each, keeping `--in-flight` of them
+//!   unacknowledged per connection; reports PubAcks per second and the ack
+//!   latency. An error reply fails the run.
+//! * `js-replay` — fills a stream the same way (or not, with `--no-fill`),
+//!   then drains it through a durable pull consumer (`--ack none|explicit`)
+//!   with `--pulls` outstanding `MSG.NEXT` requests of `--batch` messages.
 //! * `memory` — holds `--conns` idle connections open and reports the growth
 //!   of the server's resident memory (`--pid`) per connection.
 //!
 //! Each prints one human-readable line, or one JSON object with `--json`.
 //!
 //! ```text
-//! nats-server -a 127.0.0.1 -p 4222 &
+//! nats-server -a 127.0.0.1 -p 4222 -js -sd /tmp/nats-js &
 //! herald bench pubsub --server nats://127.0.0.1:4222 --subs 4 --size 128 --msgs 1000000
 //! herald bench pubsub --server 127.0.0.1:4222 --subs 3 --queue workers --json
 //! herald bench reqrep --server 127.0.0.1:4222 --count 20000
+//! herald bench js-pub --server 127.0.0.1:4222 --msgs 500000 --in-flight 256 --storage file
+//! herald bench js-replay --server 127.0.0.1:4222 --msgs 1000000 --ack explicit --batch 1000
 //! herald bench memory --server 127.0.0.1:4222 --conns 1000 --pid "$(pidof nats-server)"
 //! ```
 //!
@@ -34,6 +44,9 @@
 //! `cargo run -p herald-bench --release --example bench -- pubsub --server 127.0.0.1:4222`.
 
 pub mod conn;
+pub mod js;
+pub mod jspub;
+pub mod jsreplay;
 pub mod memory;
 pub mod pubsub;
 pub mod reqrep;
@@ -57,6 +70,10 @@ pub enum Workload {
     Pubsub(pubsub::PubsubArgs),
     /// Request-reply round-trip latency.
     Reqrep(reqrep::ReqrepArgs),
+    /// JetStream publish throughput and PubAck latency.
+    JsPub(jspub::JsPubArgs),
+    /// JetStream pull-consumer replay throughput.
+    JsReplay(jsreplay::JsReplayArgs),
     /// Server memory per idle connection (Linux: reads /proc/PID/status).
     Memory(memory::MemoryArgs),
 }
@@ -85,6 +102,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.workload {
         Workload::Pubsub(args) => emit(&args.common.clone(), &pubsub::run(&args)?),
         Workload::Reqrep(args) => emit(&args.common.clone(), &reqrep::run(&args)?),
+        Workload::JsPub(args) => emit(&args.common.clone(), &jspub::run(&args)?),
+        Workload::JsReplay(args) => emit(&args.common.clone(), &jsreplay::run(&args)?),
         Workload::Memory(args) => emit(&args.common.clone(), &memory::run(&args)?),
     }
 }

@@ -87,6 +87,35 @@ pub enum Error {
     /// A socket error.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    /// The JetStream API refused a request: the reply's `error` object,
+    /// e.g. `stream not found` (10059) or `wrong last sequence: 4` (10071).
+    /// See [`Error::api_error`] and the `is_…` helpers.
+    #[error("JetStream error: {} ({})", .0.description, .0.err_code)]
+    JetStream(herald_protocol::jetstream::ApiError),
+    /// A JetStream status message ended an operation, e.g. `409 Consumer
+    /// Deleted` or `400 Bad Request` in reply to a pull request.
+    #[error("JetStream status {code}: {description}")]
+    JetStreamStatus {
+        /// The status code.
+        code: u16,
+        /// Its description.
+        description: String,
+    },
+    /// Nothing answers on the JetStream API subjects: the server does not
+    /// have JetStream enabled (or the account has no access to it).
+    #[error("JetStream is not enabled on the server (no responders on {subject})")]
+    JetStreamNotEnabled {
+        /// The API subject that had no responders.
+        subject: String,
+    },
+    /// A reply could not be understood (e.g. JSON that does not match the
+    /// expected response).
+    #[error("invalid response: {0}")]
+    InvalidResponse(String),
+    /// An argument is not valid, e.g. a stream name with a `.`, a key
+    /// with a space, or a bucket history above 64.
+    #[error("{0}")]
+    InvalidArgument(String),
 }
 
 /// Result with the SDK's [`enum@Error`].

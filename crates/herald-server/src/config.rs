@@ -23,6 +23,8 @@ pub const PING_INTERVAL_MS_DEFAULT: u64 = 120_000;
 pub const MAX_PINGS_OUT_DEFAULT: u32 = 2;
 /// Default time a connection may stay unwritable with data pending.
 pub const WRITE_DEADLINE_MS_DEFAULT: u64 = 10_000;
+/// Default interval between fsyncs of streams with sync policy `interval`.
+pub const SYNC_INTERVAL_MS_DEFAULT: u64 = 1_000;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, Error)]
@@ -87,6 +89,13 @@ pub struct Config {
     /// How long a connection may stay unwritable with data pending before it
     /// is cut off as a slow consumer.
     pub write_deadline_ms: u64,
+    /// When stream writes reach the device: `always` (fsync before each
+    /// PubAck, group commit), `interval` (fsync every `sync_interval_ms`;
+    /// PubAcks wait for the OS write only) or `never`. A stream may override
+    /// it with the metadata key `herald.sync`.
+    pub sync: crate::SyncPolicy,
+    /// Interval of the periodic fsync for sync policy `interval`.
+    pub sync_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -106,6 +115,8 @@ impl Default for Config {
             ping_interval_ms: PING_INTERVAL_MS_DEFAULT,
             max_pings_out: MAX_PINGS_OUT_DEFAULT,
             write_deadline_ms: WRITE_DEADLINE_MS_DEFAULT,
+            sync: crate::SyncPolicy::Interval,
+            sync_interval_ms: SYNC_INTERVAL_MS_DEFAULT,
         }
     }
 }
@@ -159,6 +170,9 @@ impl Config {
         }
         if self.write_deadline_ms == 0 {
             return invalid("write_deadline_ms", "must be at least 1");
+        }
+        if self.sync_interval_ms == 0 {
+            return invalid("sync_interval_ms", "must be at least 1");
         }
         Ok(())
     }

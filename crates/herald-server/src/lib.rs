@@ -22,6 +22,7 @@
 
 pub mod config;
 mod connection;
+mod jetstream;
 mod monitor;
 pub mod outbound;
 mod publisher;
@@ -30,6 +31,7 @@ mod server;
 pub mod stats;
 
 pub use config::{Config, ConfigError};
+pub use jetstream::settings::SyncPolicy;
 pub use server::{Server, ServerError};
 pub use stats::Stats;
 

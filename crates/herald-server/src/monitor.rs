@@ -1,4 +1,5 @@
-//! HTTP monitoring: `/healthz`, `/metrics` (Prometheus text) and `/varz` (JSON).
+//! HTTP monitoring: `/healthz`, `/metrics` (Prometheus text), `/varz`,
+//! `/connz` and `/jsz` (JSON).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,6 +27,7 @@ pub(crate) async fn serve(
         .route("/metrics", get(metrics))
         .route("/varz", get(varz))
         .route("/connz", get(connz))
+        .route("/jsz", get(jsz))
         .with_state(state);
     let stop = async move {
         let _ = shutdown.changed().await;
@@ -190,6 +192,11 @@ async fn varz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     Json(collect(&state))
 }
 
+/// Streams and consumers with their counters.
+async fn jsz(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+    Json(state.jetstream.stats())
+}
+
 async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     let v = collect(&state);
     let mut out = String::with_capacity(4096);
@@ -284,6 +291,7 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     for (verb, n) in &v.errors {
         let _ = writeln!(out, "herald_errors_total{{verb=\"{verb}\"}} {n}");
     }
+    crate::jetstream::metrics::write_prometheus(&state.jetstream.stats(), &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

@@ -62,6 +62,8 @@ pub(crate) struct Routed {
 pub struct OutMsg {
     /// Subject to route it to.
     pub subject: Bytes,
+    /// Subject shown to subscribers, when not `subject`.
+    pub shown: Option<Bytes>,
     /// Reply subject.
     pub reply: Option<Bytes>,
     /// Raw header block; empty for none.
@@ -75,6 +77,7 @@ impl OutMsg {
     pub fn new(subject: impl Into<Bytes>, payload: impl Into<Bytes>) -> OutMsg {
         OutMsg {
             subject: subject.into(),
+            shown: None,
             reply: None,
             headers: Bytes::new(),
             payload: payload.into(),
@@ -159,6 +162,22 @@ impl Publisher {
         data: PubData<'_>,
         origin: Option<Origin>,
     ) -> Routed {
+        self.route_as(subject, subject, reply, header_len, data, origin)
+    }
+
+    /// Routes by `subject` but shows clients `shown` as the message's
+    /// subject (JetStream deliveries: routed to a deliver subject or pull
+    /// inbox, shown with the subject the message was stored under).
+    #[inline]
+    pub fn route_as(
+        &mut self,
+        subject: &[u8],
+        shown: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        data: PubData<'_>,
+        origin: Option<Origin>,
+    ) -> Routed {
         let generation = self.state.router.generation();
         let matched = match self.cache.get(subject, generation) {
             Some(result) => result.clone(),
@@ -171,7 +190,7 @@ impl Publisher {
         let mut delivered = false;
         for sub in &matched.plain {
             delivered |= match sub {
-                SubRef::Client(sub) => self.deliver(sub, subject, reply, header_len, &data, origin),
+                SubRef::Client(sub) => self.deliver(sub, shown, reply, header_len, &data, origin),
                 SubRef::Internal(sub) => {
                     let bytes = data.bytes();
                     let split = header_len.unwrap_or(0).min(bytes.len());
@@ -197,7 +216,7 @@ impl Publisher {
                 let SubRef::Client(sub) = &members[(start + i) % members.len()] else {
                     continue;
                 };
-                if self.deliver(sub, subject, reply, header_len, &data, origin) {
+                if self.deliver(sub, shown, reply, header_len, &data, origin) {
                     delivered = true;
                     break;
                 }
@@ -211,10 +230,13 @@ impl Publisher {
 
     /// Routes a message the server sends on its own behalf.
     pub fn route_out(&mut self, msg: &OutMsg) -> Routed {
+        let shown = msg.shown.as_deref().unwrap_or(&msg.subject);
+        let reply = msg.reply.as_deref();
         if msg.headers.is_empty() {
-            return self.route(
+            return self.route_as(
                 &msg.subject,
-                msg.reply.as_deref(),
+                shown,
+                reply,
                 None,
                 PubData::Shared(&msg.payload),
                 None,
@@ -224,13 +246,23 @@ impl Publisher {
         frame.extend_from_slice(&msg.headers);
         frame.extend_from_slice(&msg.payload);
         let frame = Bytes::from(frame);
-        self.route(
+        let header_len = Some(msg.headers.len());
+        self.route_as(
             &msg.subject,
-            msg.reply.as_deref(),
-            Some(msg.headers.len()),
+            shown,
+            reply,
+            header_len,
             PubData::Shared(&frame),
             None,
         )
+    }
+
+    /// Routes messages the server sends and finishes the batch.
+    pub fn send_all(&mut self, msgs: &[OutMsg]) {
+        for msg in msgs {
+            self.route_out(msg);
+        }
+        self.finish();
     }
 
     /// Queues a message for one client subscription. Returns whether it was

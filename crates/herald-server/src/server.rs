@@ -55,6 +55,8 @@ pub(crate) struct ServerState {
     pub next_touch_mark: AtomicU64,
     pub started: Instant,
     pub started_at: SystemTime,
+    /// Streams and consumers.
+    pub jetstream: crate::jetstream::JetStream,
 }
 
 /// A running server.
@@ -92,7 +94,15 @@ impl Server {
             max_payload: config.max_payload,
             ..ServerInfo::default()
         };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let jetstream = crate::jetstream::JetStream::new(
+            &config.data_dir,
+            config.sync,
+            config.sync_interval_ms,
+            shutdown_rx.clone(),
+        );
         let state = Arc::new(ServerState {
+            jetstream,
             config,
             router: Router::new(),
             stats: Stats::default(),
@@ -103,7 +113,7 @@ impl Server {
             started: Instant::now(),
             started_at: SystemTime::now(),
         });
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        crate::jetstream::start(&state);
         let accept_task = tokio::spawn(accept_loop(state.clone(), listener, shutdown_rx.clone()));
         let http_task = tokio::spawn(crate::monitor::serve(state.clone(), http_listener, shutdown_rx));
         tracing::info!(%client_addr, %http_addr, server_id = %state.info.server_id, "herald started");
@@ -142,6 +152,8 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let _ = self.http_task.await;
+        let state = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.jetstream.sync_all()).await;
         tracing::info!("herald stopped");
     }
 }

@@ -26,7 +26,7 @@ enum Command {
     Req(cli::ReqArgs),
     /// Answer every request on a subject with a fixed response.
     Reply(cli::ReplyArgs),
-    /// Measure throughput, latency and memory of any NATS-protocol server.
+    /// Measure throughput, latency and memory of any NATS-protocol server, JetStream included.
     Bench(herald_bench::BenchArgs),
 }
 

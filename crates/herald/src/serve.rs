@@ -56,6 +56,19 @@ pub struct ServeArgs {
     /// Milliseconds a connection may stay unwritable with data pending [default: 10000].
     #[arg(long)]
     write_deadline_ms: Option<u64>,
+    /// When stream writes reach the disk: always (fsync before each PubAck, concurrent
+    /// publishes share one fsync), interval (fsync every --sync-interval-ms; PubAcks wait for
+    /// the OS write, which survives a crash of the process), never [default: interval].
+    /// A stream may override it with the metadata key herald.sync.
+    #[arg(long, value_parser = parse_sync)]
+    sync: Option<herald_server::SyncPolicy>,
+    /// Milliseconds between fsyncs for sync policy interval [default: 1000].
+    #[arg(long)]
+    sync_interval_ms: Option<u64>,
+}
+
+fn parse_sync(text: &str) -> Result<herald_server::SyncPolicy, String> {
+    herald_server::SyncPolicy::parse(text).ok_or_else(|| "expected always, interval or never".to_string())
 }
 
 impl ServeArgs {
@@ -82,7 +95,9 @@ impl ServeArgs {
             max_pending,
             ping_interval_ms,
             max_pings_out,
-            write_deadline_ms
+            write_deadline_ms,
+            sync,
+            sync_interval_ms
         );
         if self.server_name.is_some() {
             config.server_name = self.server_name;

@@ -1,0 +1,466 @@
+//! One consumer as the server holds it: the core state machine
+//! ([`herald_core::consumer::Consumer`]) plus what needs the stream and the
+//! network — waiting pull requests, building deliveries with their
+//! `$JS.ACK` reply subjects, status messages, heartbeats, dead letters.
+//!
+//! [`ConsumerInner::pump`] delivers as much as it may and returns the
+//! messages to send; the consumer's task ([`super::consumer_task`]) calls it
+//! whenever it is woken (new messages, a pull request, an ack, a deadline).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_core::consumer::{Consumer, Exhausted, Next};
+use herald_protocol::jetstream::ConsumerConfig;
+use herald_storage::StoredMessage;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::settings::ConsumerSettings;
+use super::stream::Stream;
+use crate::publisher::OutMsg;
+
+/// Messages one pump delivers at most, so one busy consumer cannot keep
+/// its task (and the stream lock) for long.
+pub(crate) const PUMP_DELIVERIES_MAX: usize = 1024;
+
+/// A consumer shared between its task, the ack handler and the API.
+pub(crate) struct ConsumerShared {
+    pub stream: Arc<Stream>,
+    pub name: String,
+    /// Unix nanoseconds of creation.
+    pub created_ns: i64,
+    /// Where its state is saved; `None` for memory streams.
+    pub dir: Option<PathBuf>,
+    pub waker: Arc<Notify>,
+    pub inner: Mutex<ConsumerInner>,
+    /// Set when deleted; its task exits.
+    pub deleted: AtomicBool,
+}
+
+/// The mutable part of a consumer.
+pub(crate) struct ConsumerInner {
+    pub config: ConsumerConfig,
+    pub settings: ConsumerSettings,
+    pub machine: Consumer,
+    pub waiting: VecDeque<PullRequest>,
+    /// State changed since it was last saved.
+    pub dirty: bool,
+    /// Monotonic ns of the last delivery or heartbeat to the push subject.
+    pub last_push_ns: u64,
+    /// Monotonic ns of the last sign of a client (pull, ack, interest).
+    pub last_active_ns: u64,
+    /// Unix ns of the last delivery, for consumer info.
+    pub last_delivery_unix_ns: i64,
+    /// Messages handed to the dead-letter path (max deliveries or term).
+    pub dead_lettered: u64,
+    /// Push consumer has a subscriber on its deliver subject.
+    pub push_bound: bool,
+    /// Deliver policy `last_per_subject`: up to this stream sequence only
+    /// the last message of each subject is delivered.
+    pub last_per_subject_until: u64,
+    /// Replay `original`: (stored time, monotonic time) of the last delivery.
+    pub replay_mark: Option<(i64, u64)>,
+    /// Replay `original`: when the next message is due.
+    pub replay_wake_ns: Option<u64>,
+    /// Push flow control: bytes delivered since the last request.
+    pub flow_control_bytes: u64,
+}
+
+/// Bytes a flow-controlled push consumer delivers between flow control
+/// requests.
+const FLOW_CONTROL_BYTES_MAX: u64 = 1024 * 1024;
+
+/// A waiting `CONSUMER.MSG.NEXT` request.
+pub(crate) struct PullRequest {
+    pub reply: Bytes,
+    pub batch_left: u64,
+    /// Remaining byte budget; `None` for no limit.
+    pub bytes_left: Option<u64>,
+    /// Monotonic ns after which it ends with 408.
+    pub expires_ns: Option<u64>,
+    pub no_wait: bool,
+    pub heartbeat_ns: u64,
+    pub next_heartbeat_ns: u64,
+    /// Messages delivered to it so far.
+    pub delivered: u64,
+}
+
+/// Where a delivery goes.
+enum Target {
+    Push(Bytes),
+    Pull,
+}
+
+impl ConsumerInner {
+    /// Delivers what may be delivered now. Returns the messages to send.
+    pub fn pump(&mut self, shared: &ConsumerShared, now_ns: u64, out: &mut Vec<OutMsg>) {
+        let exhausted = self.machine.expire(now_ns);
+        if !exhausted.is_empty() {
+            self.dirty = true;
+            for gone in exhausted {
+                self.dead_letter(shared, gone, "max_deliveries", out);
+            }
+        }
+        self.end_expired_pulls(now_ns, out);
+        let target = match &self.settings.deliver_subject {
+            Some(subject) if self.push_bound => Some(Target::Push(Bytes::from(subject.clone()))),
+            Some(_) => None,
+            None => Some(Target::Pull),
+        };
+        if let Some(target) = target {
+            self.deliver(shared, &target, now_ns, out);
+        }
+        self.heartbeats(shared, now_ns, out);
+    }
+
+    fn deliver(&mut self, shared: &ConsumerShared, target: &Target, now_ns: u64, out: &mut Vec<OutMsg>) {
+        let mut delivered = 0;
+        while delivered < PUMP_DELIVERIES_MAX {
+            if matches!(target, Target::Pull) && self.waiting.is_empty() {
+                return;
+            }
+            let Some(next) = self.machine.next() else {
+                break;
+            };
+            let found = {
+                let mut stream = shared.stream.inner.lock();
+                match next {
+                    Next::Redeliver { stream_seq } => match stream.store.get(stream_seq) {
+                        Ok(Some(msg)) => Some(msg),
+                        Ok(None) => {
+                            self.machine.skip(stream_seq);
+                            self.dirty = true;
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::error!(stream = %shared.stream.name, error = %e, "cannot read message");
+                            return;
+                        }
+                    },
+                    Next::New { from_stream_seq } => {
+                        match stream.store.next_matching(from_stream_seq, &self.settings.filter) {
+                            Ok(Some(msg))
+                                if msg.seq <= self.last_per_subject_until
+                                    && stream.store.last_seq_of_subject(&msg.subject) != Some(msg.seq) =>
+                            {
+                                self.machine.skip_to(msg.seq + 1);
+                                continue;
+                            }
+                            Ok(Some(msg)) => Some(msg),
+                            Ok(None) => {
+                                let last = stream.store.state().last_seq;
+                                self.machine.skip_to(last + 1);
+                                None
+                            }
+                            Err(e) => {
+                                tracing::error!(stream = %shared.stream.name, error = %e, "cannot read message");
+                                return;
+                            }
+                        }
+                    }
+                }
+            };
+            let Some(msg) = found else {
+                break;
+            };
+            if self.settings.replay_original {
+                if let Some((last_time_ns, last_mono_ns)) = self.replay_mark {
+                    let gap = msg.time_ns.saturating_sub(last_time_ns).max(0) as u64;
+                    if now_ns < last_mono_ns + gap {
+                        self.replay_wake_ns = Some(last_mono_ns + gap);
+                        break;
+                    }
+                }
+                self.replay_mark = Some((msg.time_ns, now_ns));
+                self.replay_wake_ns = None;
+            }
+            if !self.send(shared, target, &msg, now_ns, out) {
+                break;
+            }
+            delivered += 1;
+        }
+        // Nothing (more) to deliver now: no_wait requests end here.
+        if matches!(target, Target::Pull) {
+            while let Some(pos) = self.waiting.iter().position(|r| r.no_wait) {
+                if let Some(request) = self.waiting.remove(pos) {
+                    out.push(status(&request.reply, b"NATS/1.0 404 No Messages\r\n\r\n"));
+                }
+            }
+        }
+    }
+
+    /// Sends one message to the target. Returns false if the target could
+    /// not take it (byte budget), leaving the message undelivered.
+    fn send(
+        &mut self,
+        shared: &ConsumerShared,
+        target: &Target,
+        msg: &StoredMessage,
+        now_ns: u64,
+        out: &mut Vec<OutMsg>,
+    ) -> bool {
+        let size = (msg.subject.len() + msg.headers.len() + msg.payload.len()) as u64;
+        let to = match target {
+            Target::Push(subject) => subject.clone(),
+            Target::Pull => {
+                let request = self.waiting.front_mut().expect("checked non-empty");
+                if let Some(left) = request.bytes_left {
+                    if size > left {
+                        // The request ends here; the message waits for the next.
+                        let request = self.waiting.pop_front().expect("front exists");
+                        out.push(status(
+                            &request.reply,
+                            b"NATS/1.0 409 Message Size Exceeds MaxBytes\r\n\r\n",
+                        ));
+                        return true;
+                    }
+                    request.bytes_left = Some(left - size);
+                }
+                request.batch_left -= 1;
+                request.delivered += 1;
+                let reply = request.reply.clone();
+                if request.batch_left == 0 || request.bytes_left == Some(0) {
+                    self.waiting.pop_front();
+                }
+                reply
+            }
+        };
+        let (consumer_seq, deliveries) = self.machine.delivered_msg(msg.seq, now_ns);
+        self.dirty = true;
+        self.last_push_ns = now_ns;
+        self.last_delivery_unix_ns = super::unix_now_ns();
+        let pending = self.pending_after(shared, msg.seq);
+        let reply = ack_subject(
+            &shared.stream.name,
+            &shared.name,
+            deliveries,
+            msg.seq,
+            consumer_seq,
+            msg.time_ns,
+            pending,
+        );
+        let (headers, payload) = if self.settings.headers_only {
+            let mut block = if msg.headers.is_empty() {
+                b"NATS/1.0\r\n".to_vec()
+            } else {
+                msg.headers[..msg.headers.len() - 2].to_vec()
+            };
+            block.extend_from_slice(format!("Nats-Msg-Size: {}\r\n\r\n", msg.payload.len()).as_bytes());
+            (Bytes::from(block), Bytes::new())
+        } else {
+            (msg.headers.clone(), msg.payload.clone())
+        };
+        let to_push = matches!(target, Target::Push(_));
+        out.push(OutMsg {
+            subject: to.clone(),
+            shown: Some(Bytes::from(msg.subject.clone())),
+            reply: Some(reply.into()),
+            headers,
+            payload,
+        });
+        if to_push && self.settings.flow_control {
+            self.flow_control_bytes += size;
+            if self.flow_control_bytes >= FLOW_CONTROL_BYTES_MAX {
+                self.flow_control_bytes = 0;
+                let reply = format!(
+                    "$JS.FC.{}.{}.{}",
+                    shared.stream.name,
+                    shared.name,
+                    fastrand::u32(..)
+                );
+                out.push(OutMsg {
+                    reply: Some(reply.into()),
+                    headers: Bytes::from_static(b"NATS/1.0 100 FlowControl Request\r\n\r\n"),
+                    ..OutMsg::new(to, Bytes::new())
+                });
+            }
+        }
+        true
+    }
+
+    /// Messages matching the filter after `stream_seq`.
+    fn pending_after(&self, shared: &ConsumerShared, stream_seq: u64) -> u64 {
+        let stream = shared.stream.inner.lock();
+        if self.settings.filter.is_all() {
+            let state = stream.store.state();
+            return state
+                .last_seq
+                .saturating_sub(stream_seq.max(state.first_seq.saturating_sub(1)));
+        }
+        stream.store.count_matching(stream_seq + 1, &self.settings.filter)
+    }
+
+    /// Messages not yet delivered that match the filter (for info).
+    pub fn num_pending(&self, shared: &ConsumerShared) -> u64 {
+        let stream = shared.stream.inner.lock();
+        let from = self.machine.next_stream_seq();
+        let filter = &self.settings.filter;
+        let until = self.last_per_subject_until;
+        if until < from {
+            return stream.store.count_matching(from, filter);
+        }
+        // Only the last message of each subject counts up to the boundary.
+        let lasts = stream
+            .store
+            .subject_counts(filter)
+            .iter()
+            .filter_map(|(subject, _)| stream.store.last_seq_of_subject(subject))
+            .filter(|&seq| seq >= from && seq <= until)
+            .count() as u64;
+        lasts + stream.store.count_matching(until + 1, filter)
+    }
+
+    fn end_expired_pulls(&mut self, now_ns: u64, out: &mut Vec<OutMsg>) {
+        self.waiting.retain(|request| match request.expires_ns {
+            Some(at) if at <= now_ns => {
+                out.push(status(&request.reply, b"NATS/1.0 408 Request Timeout\r\n\r\n"));
+                false
+            }
+            _ => true,
+        });
+    }
+
+    fn heartbeats(&mut self, shared: &ConsumerShared, now_ns: u64, out: &mut Vec<OutMsg>) {
+        let delivered = self.machine.delivered();
+        let heartbeat = |to: &[u8]| {
+            let block = format!(
+                "NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: {}\r\nNats-Last-Stream: {}\r\n\r\n",
+                delivered.consumer_seq, delivered.stream_seq
+            );
+            OutMsg {
+                subject: Bytes::copy_from_slice(to),
+                shown: None,
+                reply: None,
+                headers: block.into(),
+                payload: Bytes::new(),
+            }
+        };
+        let every = self.settings.idle_heartbeat_ns;
+        if every > 0 && self.push_bound {
+            if let Some(subject) = &self.settings.deliver_subject {
+                if now_ns.saturating_sub(self.last_push_ns) >= every {
+                    out.push(heartbeat(subject.as_bytes()));
+                    self.last_push_ns = now_ns;
+                }
+            }
+        }
+        for request in &mut self.waiting {
+            if request.heartbeat_ns > 0 && request.next_heartbeat_ns <= now_ns {
+                out.push(heartbeat(&request.reply));
+                request.next_heartbeat_ns = now_ns + request.heartbeat_ns;
+            }
+        }
+        let _ = shared;
+    }
+
+    /// When the consumer's task must wake up next without being notified.
+    pub fn next_wake_ns(&self) -> Option<u64> {
+        let mut wake = self.machine.next_deadline();
+        let mut earliest = |t: u64| wake = Some(wake.map_or(t, |w| w.min(t)));
+        for request in &self.waiting {
+            if let Some(at) = request.expires_ns {
+                earliest(at);
+            }
+            if request.heartbeat_ns > 0 {
+                earliest(request.next_heartbeat_ns);
+            }
+        }
+        if self.settings.idle_heartbeat_ns > 0 && self.settings.deliver_subject.is_some() {
+            earliest(self.last_push_ns + self.settings.idle_heartbeat_ns);
+        }
+        if let Some(at) = self.replay_wake_ns {
+            earliest(at);
+        }
+        wake
+    }
+
+    /// Publishes the max-deliveries or terminated advisory and, if the
+    /// consumer names a dead-letter subject, the message itself there.
+    pub fn dead_letter(
+        &mut self,
+        shared: &ConsumerShared,
+        gone: Exhausted,
+        why: &str,
+        out: &mut Vec<OutMsg>,
+    ) {
+        self.dead_lettered += 1;
+        let stream = &shared.stream.name;
+        let (kind, subject_kind) = if why == "max_deliveries" {
+            ("io.nats.jetstream.advisory.v1.max_deliver", "MAX_DELIVERIES")
+        } else {
+            ("io.nats.jetstream.advisory.v1.terminated", "MSG_TERMINATED")
+        };
+        let advisory = serde_json::json!({
+            "type": kind,
+            "id": format!("{:016x}", fastrand::u64(..)),
+            "timestamp": herald_protocol::jetstream::Timestamp::from_unix_nanos(super::unix_now_ns()).to_rfc3339(),
+            "stream": stream,
+            "consumer": shared.name,
+            "stream_seq": gone.stream_seq,
+            "deliveries": gone.deliveries,
+        });
+        out.push(OutMsg::new(
+            format!(
+                "$JS.EVENT.ADVISORY.CONSUMER.{subject_kind}.{stream}.{}",
+                shared.name
+            ),
+            serde_json::to_vec(&advisory).unwrap_or_default(),
+        ));
+        let Some(dead_letter_subject) = self.settings.dead_letter_subject.clone() else {
+            return;
+        };
+        let msg = match shared.stream.inner.lock().store.get(gone.stream_seq) {
+            Ok(Some(msg)) => msg,
+            _ => return,
+        };
+        let mut block = if msg.headers.is_empty() {
+            b"NATS/1.0\r\n".to_vec()
+        } else {
+            msg.headers[..msg.headers.len() - 2].to_vec()
+        };
+        block.extend_from_slice(
+            format!(
+                "Herald-Original-Subject: {}\r\nHerald-Original-Stream: {stream}\r\nHerald-Original-Sequence: {}\r\nHerald-Deliveries: {}\r\nHerald-Dead-Letter-Reason: {why}\r\n\r\n",
+                msg.subject, msg.seq, gone.deliveries
+            )
+            .as_bytes(),
+        );
+        out.push(OutMsg {
+            subject: dead_letter_subject.into(),
+            shown: None,
+            reply: None,
+            headers: block.into(),
+            payload: msg.payload,
+        });
+    }
+}
+
+/// A status message (pull responses) to `reply`.
+fn status(reply: &[u8], block: &'static [u8]) -> OutMsg {
+    OutMsg {
+        subject: Bytes::copy_from_slice(reply),
+        shown: None,
+        reply: None,
+        headers: Bytes::from_static(block),
+        payload: Bytes::new(),
+    }
+}
+
+/// The `$JS.ACK` reply subject of a delivery, in the 9-token form clients
+/// parse: stream, consumer, deliveries, stream seq, consumer seq, time,
+/// pending.
+pub(crate) fn ack_subject(
+    stream: &str,
+    consumer: &str,
+    deliveries: u64,
+    stream_seq: u64,
+    consumer_seq: u64,
+    time_ns: i64,
+    pending: u64,
+) -> String {
+    format!("$JS.ACK.{stream}.{consumer}.{deliveries}.{stream_seq}.{consumer_seq}.{time_ns}.{pending}")
+}

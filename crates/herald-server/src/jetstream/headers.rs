@@ -1,0 +1,110 @@
+//! Finding the JetStream headers of a published message without parsing
+//! the whole header block into owned strings: publishes are the hot path.
+
+/// The `Nats-*` headers a stream acts on, borrowed from the header block.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct MsgHeaders<'a> {
+    pub msg_id: Option<&'a [u8]>,
+    pub expected_stream: Option<&'a [u8]>,
+    pub expected_last_seq: Option<&'a [u8]>,
+    pub expected_last_msg_id: Option<&'a [u8]>,
+    pub expected_last_subject_seq: Option<&'a [u8]>,
+    pub expected_last_subject_seq_subject: Option<&'a [u8]>,
+    pub rollup: Option<&'a [u8]>,
+    pub ttl: Option<&'a [u8]>,
+}
+
+impl<'a> MsgHeaders<'a> {
+    /// Scans a `NATS/1.0` block once. An empty or malformed block yields no
+    /// headers (the router already accepted the frame).
+    pub fn scan(block: &'a [u8]) -> MsgHeaders<'a> {
+        let mut found = MsgHeaders::default();
+        if block.is_empty() {
+            return found;
+        }
+        for (name, value) in lines(block) {
+            // Every header of interest starts with "Nats-"; skip the rest fast.
+            if name.len() < 6 || !name[..5].eq_ignore_ascii_case(b"nats-") {
+                continue;
+            }
+            let rest = &name[5..];
+            let slot = if rest.eq_ignore_ascii_case(b"Msg-Id") {
+                &mut found.msg_id
+            } else if rest.eq_ignore_ascii_case(b"Expected-Stream") {
+                &mut found.expected_stream
+            } else if rest.eq_ignore_ascii_case(b"Expected-Last-Sequence") {
+                &mut found.expected_last_seq
+            } else if rest.eq_ignore_ascii_case(b"Expected-Last-Msg-Id") {
+                &mut found.expected_last_msg_id
+            } else if rest.eq_ignore_ascii_case(b"Expected-Last-Subject-Sequence") {
+                &mut found.expected_last_subject_seq
+            } else if rest.eq_ignore_ascii_case(b"Expected-Last-Subject-Sequence-Subject") {
+                &mut found.expected_last_subject_seq_subject
+            } else if rest.eq_ignore_ascii_case(b"Rollup") {
+                &mut found.rollup
+            } else if rest.eq_ignore_ascii_case(b"TTL") {
+                &mut found.ttl
+            } else {
+                continue;
+            };
+            if slot.is_none() {
+                *slot = Some(value);
+            }
+        }
+        found
+    }
+}
+
+/// The first value of header `name` (case-insensitive) in a block.
+pub(crate) fn header_value<'a>(block: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    lines(block)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v)
+}
+
+/// `Name: value` pairs after the version line, values trimmed.
+fn lines(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    block
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            Some((trim(&line[..colon]), trim(&line[colon + 1..])))
+        })
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_jetstream_headers_in_any_case() {
+        let block = b"NATS/1.0\r\nnats-msg-id: a1\r\nX-Other: y\r\nNats-Expected-Last-Subject-Sequence: 7\r\nNats-Rollup:sub\r\n\r\n";
+        let h = MsgHeaders::scan(block);
+        assert_eq!(h.msg_id, Some(&b"a1"[..]));
+        assert_eq!(h.expected_last_subject_seq, Some(&b"7"[..]));
+        assert_eq!(h.rollup, Some(&b"sub"[..]));
+        assert_eq!(h.expected_stream, None);
+        assert_eq!(header_value(block, "x-other"), Some(&b"y"[..]));
+    }
+
+    #[test]
+    fn empty_or_odd_blocks_yield_nothing() {
+        assert_eq!(MsgHeaders::scan(b""), MsgHeaders::default());
+        assert_eq!(
+            MsgHeaders::scan(b"NATS/1.0\r\nno colon\r\n\r\n"),
+            MsgHeaders::default()
+        );
+    }
+}

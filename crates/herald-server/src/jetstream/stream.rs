@@ -1,0 +1,360 @@
+//! One stream: its store, its deduplication window, the checks a publish
+//! must pass (expected stream, last sequence, last message id, last
+//! sequence per subject), and committing what was written before PubAcks
+//! leave.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use herald_core::{DedupWindow, DEDUP_IDS_MAX};
+use herald_protocol::jetstream::{ApiErrorCode as Code, StreamConfig};
+use herald_storage::{Purge, Store, StoreError, SubjectFilter};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::commit::{Committer, SendFn};
+use super::headers::{header_value, MsgHeaders};
+use super::settings::{Retention, StreamSettings, SyncPolicy};
+use super::{err, err_arg, unix_now_ns, JsError};
+use crate::publisher::Effects;
+use crate::publisher::{Commit, OutMsg};
+use crate::router::{InMsg, InternalHandler, InternalSub};
+
+/// A stream as the server holds it.
+pub(crate) struct Stream {
+    pub name: String,
+    /// Unix nanoseconds of creation.
+    pub created_ns: i64,
+    /// Where its files live; `None` for memory storage.
+    pub dir: Option<PathBuf>,
+    pub inner: Mutex<StreamInner>,
+    /// The consumers' wakers (notified when messages are committed) and
+    /// filters (interest retention keeps only messages some consumer wants).
+    pub wakers: Mutex<Vec<(Arc<Notify>, SubjectFilter)>>,
+    /// Group commit for `sync: always`.
+    committer: Option<Committer>,
+    /// Publish outcomes since start, for monitoring.
+    pub counters: PublishCounters,
+}
+
+/// Publish outcomes of one stream.
+#[derive(Default)]
+pub(crate) struct PublishCounters {
+    pub stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+/// The mutable part of a stream, behind its lock (never held across an
+/// await; held briefly by publishers, consumers and API requests).
+pub(crate) struct StreamInner {
+    pub config: StreamConfig,
+    pub settings: StreamSettings,
+    pub store: Box<dyn Store>,
+    dedup: DedupWindow,
+    last_msg_id: Option<Box<str>>,
+    /// The router subscriptions that capture this stream's subjects.
+    pub captures: Vec<Arc<InternalSub>>,
+    /// Something was appended since the last write-out.
+    dirty: bool,
+}
+
+/// A stored (or duplicate) publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub seq: u64,
+    pub duplicate: bool,
+}
+
+impl Stream {
+    pub fn new(
+        name: String,
+        created_ns: i64,
+        dir: Option<PathBuf>,
+        config: StreamConfig,
+        settings: StreamSettings,
+        store: Box<dyn Store>,
+        send: SendFn,
+    ) -> Arc<Stream> {
+        let dedup = DedupWindow::new(settings.duplicate_window_ns, DEDUP_IDS_MAX);
+        let committer = (settings.sync == SyncPolicy::Always).then(Committer::new);
+        let stream = Arc::new(Stream {
+            name,
+            created_ns,
+            dir,
+            inner: Mutex::new(StreamInner {
+                config,
+                settings,
+                store,
+                dedup,
+                last_msg_id: None,
+                captures: Vec::new(),
+                dirty: false,
+            }),
+            wakers: Mutex::new(Vec::new()),
+            committer,
+            counters: PublishCounters::default(),
+        });
+        stream.rebuild_dedup();
+        if let Some(committer) = &stream.committer {
+            committer.start(Arc::downgrade(&stream), send);
+        }
+        stream
+    }
+
+    /// Refills the deduplication window from the messages stored within it
+    /// (after a restart).
+    fn rebuild_dedup(&self) {
+        let mut inner = self.inner.lock();
+        let window = inner.settings.duplicate_window_ns;
+        if window == 0 {
+            return;
+        }
+        let now = unix_now_ns();
+        let from_ns = now.saturating_sub(window.min(i64::MAX as u64) as i64);
+        let Ok(mut seq) = inner.store.seq_at_time(from_ns) else {
+            return;
+        };
+        let all = SubjectFilter::all();
+        while let Ok(Some(msg)) = inner.store.next_matching(seq, &all) {
+            seq = msg.seq + 1;
+            if let Some(id) = header_value(&msg.headers, "Nats-Msg-Id") {
+                if let Ok(id) = std::str::from_utf8(id) {
+                    inner.dedup.insert(id, msg.seq, msg.time_ns);
+                    inner.last_msg_id = Some(id.into());
+                }
+            }
+        }
+    }
+
+    /// Stores one published message after checking its expectations.
+    pub fn store_message(&self, subject: &[u8], headers: &[u8], payload: &[u8]) -> Result<Stored, JsError> {
+        let now = unix_now_ns();
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let settings = &inner.settings;
+        let size = headers.len() + payload.len();
+        if settings.max_msg_size.is_some_and(|max| size > max as usize) {
+            return Err(err(Code::StreamMessageExceedsMaximum));
+        }
+        let Ok(subject) = std::str::from_utf8(subject) else {
+            return Err(err(Code::BadRequest));
+        };
+        let hdrs = MsgHeaders::scan(headers);
+        if let Some(expected) = hdrs.expected_stream {
+            if expected != self.name.as_bytes() {
+                return Err(err(Code::StreamNotMatch));
+            }
+        }
+        inner.dedup.expire(now);
+        let msg_id = match hdrs.msg_id.map(std::str::from_utf8) {
+            Some(Ok(id)) if !id.is_empty() => Some(id),
+            _ => None,
+        };
+        if let Some(id) = msg_id {
+            if let Some(seq) = inner.dedup.get(id) {
+                return Ok(Stored { seq, duplicate: true });
+            }
+        }
+        let state = inner.store.state();
+        if let Some(expected) = hdrs.expected_last_seq {
+            if parse_u64(expected) != Some(state.last_seq) {
+                return Err(err_arg(Code::StreamWrongLastSequence, state.last_seq));
+            }
+        }
+        if let Some(expected) = hdrs.expected_last_msg_id {
+            let last = inner.last_msg_id.as_deref().unwrap_or("");
+            if expected != last.as_bytes() {
+                return Err(err_arg(Code::StreamWrongLastMsgId, last));
+            }
+        }
+        if let Some(expected) = hdrs.expected_last_subject_seq {
+            let on = match hdrs.expected_last_subject_seq_subject.map(std::str::from_utf8) {
+                Some(Ok(s)) if !s.is_empty() => s,
+                _ => subject,
+            };
+            let last = inner.store.last_seq_of_subject(on).unwrap_or(0);
+            if parse_u64(expected) != Some(last) {
+                return Err(err_arg(Code::StreamWrongLastSequence, last));
+            }
+        }
+        let rollup = match hdrs.rollup {
+            None => None,
+            Some(_) if !settings.allow_rollup => {
+                return Err(err_arg(Code::StreamRollupFailed, "rollup not permitted"))
+            }
+            Some(b"sub") => Some(SubjectFilter::one(subject)),
+            Some(b"all") => Some(SubjectFilter::all()),
+            Some(_) => return Err(err_arg(Code::StreamRollupFailed, "rollup value invalid")),
+        };
+        let appended = inner
+            .store
+            .append(subject, headers, payload, now)
+            .map_err(store_error)?;
+        inner.dirty = true;
+        if let Some(filter) = rollup {
+            let purge = Purge {
+                filter,
+                up_to_seq: Some(appended.seq),
+                keep: None,
+            };
+            inner.store.purge(&purge).map_err(store_error)?;
+        }
+        if let Some(id) = msg_id {
+            inner.dedup.insert(id, appended.seq, now);
+            inner.last_msg_id = Some(id.into());
+        }
+        if inner.settings.retention == Retention::Interest
+            && !self
+                .wakers
+                .lock()
+                .iter()
+                .any(|(_, filter)| filter.matches(subject))
+        {
+            // Nobody is interested: acknowledged, and gone at once.
+            inner.store.delete(appended.seq).map_err(store_error)?;
+        }
+        Ok(Stored {
+            seq: appended.seq,
+            duplicate: false,
+        })
+    }
+
+    /// Hands appended data to the OS (and, for `sync: always`, the group
+    /// commit thread fsyncs before `after` is sent).
+    fn write_out(&self) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        if inner.dirty {
+            inner.dirty = false;
+            inner.store.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Wakes every consumer of this stream.
+    pub fn wake_consumers(&self) {
+        for (waker, _) in self.wakers.lock().iter() {
+            waker.notify_one();
+        }
+    }
+
+    /// The retention policy.
+    pub fn retention(&self) -> Retention {
+        self.inner.lock().settings.retention
+    }
+}
+
+impl Commit for Stream {
+    fn commit(&self, after: Vec<OutMsg>, ready: &mut Vec<OutMsg>) {
+        if let Err(e) = self.write_out() {
+            tracing::error!(stream = %self.name, error = %e, "cannot write stream data");
+            let payload = store_error(e).pub_ack_json(&self.name);
+            ready.extend(after.into_iter().map(|msg| OutMsg {
+                payload: payload.clone(),
+                ..msg
+            }));
+            return;
+        }
+        match &self.committer {
+            Some(committer) if !after.is_empty() => committer.enqueue(after),
+            _ => ready.extend(after),
+        }
+        self.wake_consumers();
+    }
+}
+
+/// The router subscription of a stream's subjects: stores what is
+/// published and answers with a PubAck once it is committed.
+pub(crate) struct Capture(pub Arc<Stream>);
+
+impl InternalHandler for Capture {
+    fn on_message(&self, msg: &InMsg<'_>, effects: &mut Effects) {
+        let stream = &self.0;
+        let result = stream.store_message(msg.subject, msg.headers, msg.payload);
+        let counter = match &result {
+            Ok(stored) if stored.duplicate => &stream.counters.duplicates,
+            Ok(_) => &stream.counters.stored,
+            Err(_) => &stream.counters.rejected,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let no_ack = stream.inner.lock().settings.no_ack;
+        let reply = msg.reply.filter(|_| !no_ack).map(Bytes::copy_from_slice);
+        let commit: Arc<dyn Commit> = stream.clone();
+        match result {
+            Ok(stored) => {
+                let ack = reply.map(|reply| OutMsg::new(reply, pub_ack(&stream.name, stored)));
+                effects.after_commit(&commit, ack);
+            }
+            Err(e) => {
+                if let Some(reply) = reply {
+                    effects
+                        .send
+                        .push(OutMsg::new(reply, e.pub_ack_json(&stream.name)));
+                }
+            }
+        }
+    }
+}
+
+impl StreamInner {
+    /// Applies a new configuration (already validated).
+    pub fn set_settings(&mut self, config: StreamConfig, settings: StreamSettings) {
+        self.dedup.set_window(settings.duplicate_window_ns);
+        self.config = config;
+        self.settings = settings;
+    }
+}
+
+impl Stream {
+    /// The stream's sync policy.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.inner.lock().settings.sync
+    }
+
+    /// Makes everything written durable (the group commit thread's work).
+    pub fn sync_now(&self) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        inner.dirty = false;
+        inner.store.sync()
+    }
+}
+
+/// The API error for a store failure.
+pub(crate) fn store_error(e: StoreError) -> JsError {
+    match e {
+        StoreError::LimitReached(herald_storage::Limit::Msgs) => {
+            err_arg(Code::StreamStoreFailed, "maximum messages exceeded")
+        }
+        StoreError::LimitReached(herald_storage::Limit::Bytes) => {
+            err_arg(Code::StreamStoreFailed, "maximum bytes exceeded")
+        }
+        StoreError::LimitReached(herald_storage::Limit::MsgsPerSubject) => {
+            err_arg(Code::StreamStoreFailed, "maximum messages per subject exceeded")
+        }
+        StoreError::TooLarge => err(Code::StreamMessageExceedsMaximum),
+        other => {
+            tracing::error!(error = %other, "stream store failed");
+            err_arg(Code::StreamStoreFailed, other)
+        }
+    }
+}
+
+fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
+/// A PubAck payload.
+pub(crate) fn pub_ack(stream: &str, stored: Stored) -> Bytes {
+    let mut out = Vec::with_capacity(48 + stream.len());
+    out.extend_from_slice(b"{\"stream\":");
+    serde_json::to_writer(&mut out, stream).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(b",\"seq\":");
+    out.extend_from_slice(itoa::Buffer::new().format(stored.seq).as_bytes());
+    if stored.duplicate {
+        out.extend_from_slice(b",\"duplicate\":true");
+    }
+    out.push(b'}');
+    out.into()
+}

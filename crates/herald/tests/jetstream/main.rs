@@ -1,0 +1,29 @@
+//! JetStream and key-value tests of the `herald` binary, driven through the
+//! `async-nats` client.
+//!
+//! Every test starts its own server process (free loopback port, its own
+//! temporary data directory), so tests run in parallel. The suite runs
+//! against either server:
+//!
+//! - `herald serve` (the default): `cargo test -p herald --test jetstream`;
+//! - the reference `nats-server` with JetStream, to prove the tests
+//!   themselves right: `HERALD_TEST_NATS_SERVER=/path/to/nats-server cargo
+//!   test -p herald --test jetstream` (started as `nats-server -a 127.0.0.1
+//!   -p <port> -js -sd <dir>`).
+//!
+//! Every wait is bounded; redelivery tests use short ack waits.
+
+mod server;
+mod util;
+
+mod crash;
+mod dead_letter;
+mod errors;
+mod kv;
+mod messages;
+mod publish;
+mod pull;
+mod push;
+mod restart;
+mod retention;
+mod streams;
