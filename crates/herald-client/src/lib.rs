@@ -12,7 +12,20 @@
 //! - [`ConnectOptions`]: name, timeouts, reconnect policy, bounds.
 //! - [`Error`]: what went wrong, e.g. [`Error::ConnectionRefused`],
 //!   [`Error::NoResponders`], [`Error::Timeout`], [`Error::Protocol`] (the
-//!   server's `-ERR`).
+//!   server's `-ERR`), [`Error::JetStream`] (a JetStream API error, with
+//!   helpers such as [`Error::is_wrong_last_sequence`]).
+//!
+//! JetStream, in [`jetstream`] ([`Client::jetstream`]):
+//! - [`jetstream::JetStream`]: manage streams and consumers, publish with a
+//!   [`jetstream::PubAck`] and [`jetstream::PublishOptions`] (de-duplication,
+//!   expected sequences), read stored messages, pull with
+//!   [`jetstream::JetStream::fetch`].
+//! - [`jetstream::JsMessage`]: a delivered message with
+//!   [`jetstream::MessageInfo`] (stream, sequences, delivery count) and
+//!   `ack`, `nak`, `in_progress`, `term`, `double_ack`.
+//! - [`jetstream::Kv`]: key-value buckets (`put`, `get`, `create`,
+//!   `update`, `delete`, `purge`, `keys`, `watch`) built on streams as NATS
+//!   clients build them, so buckets are shared with other NATS clients.
 //!
 //! One background task per connection owns the socket: it reads and
 //! dispatches messages, answers the server's `PING`s, and writes everything
@@ -49,6 +62,37 @@
 //! client.drain().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! JetStream: a stream, an acknowledged publish, a pull consumer, a bucket.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use herald_client::jetstream::{AckPolicy, ConsumerConfig, StreamConfig};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), herald_client::Error> {
+//! let client = herald_client::Client::connect("nats://127.0.0.1:4333").await?;
+//! let js = client.jetstream();
+//! js.create_stream(StreamConfig::new("ORDERS", vec!["orders.>".into()])).await?;
+//! let ack = js.publish("orders.created", "order 42").await?;
+//! assert_eq!(ack.stream, "ORDERS");
+//!
+//! let config = ConsumerConfig {
+//!     durable_name: "worker".into(),
+//!     ack_policy: AckPolicy::Explicit,
+//!     ..Default::default()
+//! };
+//! js.create_consumer("ORDERS", config).await?;
+//! for message in js.fetch("ORDERS", "worker", 10, Duration::from_secs(1)).await? {
+//!     println!("#{} {:?}", message.info()?.stream_seq, message.payload);
+//!     message.ack()?;
+//! }
+//!
+//! let kv = js.kv_create_bucket("settings", 5).await?;
+//! let revision = kv.put("mode", "fast").await?;
+//! let err = kv.update("mode", "slow", revision - 1).await.unwrap_err();
+//! assert!(err.is_wrong_last_sequence());
+//! # Ok(()) }
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -56,6 +100,7 @@
 mod client;
 mod connection;
 mod error;
+pub mod jetstream;
 mod message;
 mod options;
 mod request;

@@ -7,6 +7,8 @@
 #[path = "client/support.rs"]
 mod support;
 
+#[path = "client/jetstream.rs"]
+mod jetstream;
 #[path = "client/lifecycle.rs"]
 mod lifecycle;
 #[path = "client/pubsub.rs"]

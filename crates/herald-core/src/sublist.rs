@@ -287,6 +287,17 @@ impl<T: Clone + PartialEq> Sublist<T> {
         result
     }
 
+    /// Like [`Sublist::matches`], but into `result` (cleared first), reusing
+    /// its buffers: for subjects matched once, where caching the result
+    /// would only cost allocations.
+    pub fn matches_into(&self, subject: &[u8], result: &mut MatchResult<T>) {
+        result.plain.clear();
+        result.queues.clear();
+        if let Some(tokens) = Tokens::split(subject) {
+            collect(&self.root, tokens.as_slice(), result);
+        }
+    }
+
     /// Number of subscriptions stored.
     pub fn len(&self) -> usize {
         self.count

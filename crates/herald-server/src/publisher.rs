@@ -11,13 +11,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use herald_core::MatchCache;
+use herald_core::{MatchCache, MatchResult};
 
 use crate::outbound::{Appended, Data, Flushed};
 use crate::router::{ClientShared, InMsg, SubRef, Subscription};
 use crate::stats::LocalCounts;
 use crate::ServerState;
 
+/// Subjects of JetStream acknowledgements, each seen once.
+const ACK_PREFIX: &[u8] = b"$JS.ACK.";
 /// Cached subject matches per publisher.
 const MATCH_CACHE_ENTRIES_MAX: usize = 1024;
 /// Rounds of effects producing further effects before `finish` gives up;
@@ -133,6 +135,8 @@ pub(crate) struct Publisher {
     /// Subscriptions that reached their auto-unsubscribe maximum.
     expired: Vec<Arc<Subscription>>,
     effects: Effects,
+    /// Reused match buffer for subjects routed once.
+    scratch: MatchResult<SubRef>,
 }
 
 impl Publisher {
@@ -149,6 +153,7 @@ impl Publisher {
             touch_mark,
             expired: Vec::new(),
             effects: Effects::default(),
+            scratch: MatchResult::empty(),
         }
     }
 
@@ -162,6 +167,15 @@ impl Publisher {
         data: PubData<'_>,
         origin: Option<Origin>,
     ) -> Routed {
+        if subject.starts_with(ACK_PREFIX) {
+            // Every ack subject is unique: caching its match would only
+            // churn the cache.
+            let mut matched = std::mem::take(&mut self.scratch);
+            self.state.router.matches_into(subject, &mut matched);
+            let routed = self.route_matched(&matched, subject, subject, reply, header_len, data, origin);
+            self.scratch = matched;
+            return routed;
+        }
         self.route_as(subject, subject, reply, header_len, data, origin)
     }
 
@@ -187,6 +201,32 @@ impl Publisher {
                 result
             }
         };
+        self.route_matched(&matched, subject, shown, reply, header_len, data, origin)
+    }
+
+    /// Routes a message whose subject is unlikely to be seen again (a
+    /// PubAck or API reply to a unique inbox): matched without the cache.
+    fn route_once(&mut self, msg: &OutMsg, header_len: Option<usize>, data: PubData<'_>) -> Routed {
+        let mut matched = std::mem::take(&mut self.scratch);
+        self.state.router.matches_into(&msg.subject, &mut matched);
+        let shown = msg.shown.as_deref().unwrap_or(&msg.subject);
+        let routed = self.route_matched(&matched, &msg.subject, shown, msg.reply.as_deref(), header_len, data, None);
+        self.scratch = matched;
+        routed
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn route_matched(
+        &mut self,
+        matched: &MatchResult<SubRef>,
+        subject: &[u8],
+        shown: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        data: PubData<'_>,
+        origin: Option<Origin>,
+    ) -> Routed {
         let mut delivered = false;
         for sub in &matched.plain {
             delivered |= match sub {
@@ -228,39 +268,33 @@ impl Publisher {
         }
     }
 
-    /// Routes a message the server sends on its own behalf.
-    pub fn route_out(&mut self, msg: &OutMsg) -> Routed {
+    /// Routes a message the server sends on its own behalf. `once`: its
+    /// subject is unique (a reply inbox), so skip the match cache.
+    pub fn route_out(&mut self, msg: &OutMsg, once: bool) -> Routed {
         let shown = msg.shown.as_deref().unwrap_or(&msg.subject);
         let reply = msg.reply.as_deref();
-        if msg.headers.is_empty() {
-            return self.route_as(
-                &msg.subject,
-                shown,
-                reply,
-                None,
-                PubData::Shared(&msg.payload),
-                None,
-            );
+        let frame;
+        let (header_len, data) = if msg.headers.is_empty() {
+            (None, PubData::Shared(&msg.payload))
+        } else {
+            let mut joined = Vec::with_capacity(msg.headers.len() + msg.payload.len());
+            joined.extend_from_slice(&msg.headers);
+            joined.extend_from_slice(&msg.payload);
+            frame = Bytes::from(joined);
+            (Some(msg.headers.len()), PubData::Shared(&frame))
+        };
+        if once {
+            self.route_once(msg, header_len, data)
+        } else {
+            self.route_as(&msg.subject, shown, reply, header_len, data, None)
         }
-        let mut frame = Vec::with_capacity(msg.headers.len() + msg.payload.len());
-        frame.extend_from_slice(&msg.headers);
-        frame.extend_from_slice(&msg.payload);
-        let frame = Bytes::from(frame);
-        let header_len = Some(msg.headers.len());
-        self.route_as(
-            &msg.subject,
-            shown,
-            reply,
-            header_len,
-            PubData::Shared(&frame),
-            None,
-        )
     }
 
-    /// Routes messages the server sends and finishes the batch.
-    pub fn send_all(&mut self, msgs: &[OutMsg]) {
+    /// Routes messages the server sends and finishes the batch. `once`:
+    /// their subjects are unique reply inboxes (see [`Publisher::route_out`]).
+    pub fn send_all(&mut self, msgs: &[OutMsg], once: bool) {
         for msg in msgs {
-            self.route_out(msg);
+            self.route_out(msg, once);
         }
         self.finish();
     }
@@ -335,7 +369,7 @@ impl Publisher {
                 writer.commit(after, &mut send);
             }
             for msg in &send {
-                self.route_out(msg);
+                self.route_out(msg, true);
             }
         }
         if !self.effects.is_empty() {

@@ -165,6 +165,11 @@ impl Router {
         (sublist.generation(), Arc::new(sublist.matches(subject)))
     }
 
+    /// Matches `subject` into `result`, reusing its buffers (no cache).
+    pub fn matches_into(&self, subject: &[u8], result: &mut MatchResult<SubRef>) {
+        self.sublist.read().matches_into(subject, result);
+    }
+
     /// Adds a subscription to the index.
     pub fn insert(&self, sub: &Arc<Subscription>) -> Result<(), SubjectError> {
         let mut sublist = self.sublist.write();

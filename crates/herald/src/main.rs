@@ -26,6 +26,12 @@ enum Command {
     Req(cli::ReqArgs),
     /// Answer every request on a subject with a fixed response.
     Reply(cli::ReplyArgs),
+    /// Manage JetStream streams: add, ls, info, rm, purge, get.
+    Stream(cli::StreamArgs),
+    /// Manage JetStream consumers and pull messages: add, ls, info, rm, next.
+    Consumer(cli::ConsumerArgs),
+    /// Key-value buckets on JetStream: put, get, del, watch, ls.
+    Kv(cli::KvArgs),
     /// Measure throughput, latency and memory of any NATS-protocol server, JetStream included.
     Bench(herald_bench::BenchArgs),
 }
@@ -38,6 +44,9 @@ fn main() -> std::process::ExitCode {
         Command::Sub(args) => cli::run_sub(args),
         Command::Req(args) => cli::run_req(args),
         Command::Reply(args) => cli::run_reply(args),
+        Command::Stream(args) => cli::run_stream(args),
+        Command::Consumer(args) => cli::run_consumer(args),
+        Command::Kv(args) => cli::run_kv(args),
         Command::Bench(args) => herald_bench::run(args),
     };
     match result {

@@ -25,9 +25,6 @@ mod error;
 mod kv;
 mod stream;
 
-#[cfg(test)]
-mod tests;
-
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -51,6 +48,11 @@ pub use kv::{Entry, Kv, KvConfig, Operation, Watch};
 pub use stream::StreamMessage;
 
 pub(crate) use error::parse_response;
+#[cfg(test)]
+pub(crate) use {
+    consumer::{next_request, PullEvent},
+    kv::{check_bucket, check_key},
+};
 
 /// The API subject prefix without a domain.
 pub const DEFAULT_API_PREFIX: &str = "$JS.API";

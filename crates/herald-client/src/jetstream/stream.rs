@@ -218,20 +218,17 @@ impl JetStream {
     }
 
     /// The last message on `subject` by direct get
-    /// (`DIRECT.GET.<stream>.<subject>`, for streams with `allow_direct`);
-    /// `None` if there is none.
+    /// (`DIRECT.GET.<stream>.<subject>`); `None` if there is none. Only
+    /// streams with `allow_direct` answer: for others (and missing streams)
+    /// it is [`Error::NoResponders`].
     pub async fn direct_get_last(&self, stream: &str, subject: &str) -> Result<Option<StreamMessage>> {
         check_name("stream", stream)?;
         let subject = self.api_subject(&format!("DIRECT.GET.{stream}.{subject}"));
-        match self
+        let reply = self
             .client
             .request_with_timeout(&subject, b"", self.timeout())
-            .await
-        {
-            Ok(reply) => StreamMessage::from_direct(reply),
-            Err(Error::NoResponders { subject }) => Err(Error::JetStreamNotEnabled { subject }),
-            Err(e) => Err(e),
-        }
+            .await?;
+        StreamMessage::from_direct(reply)
     }
 
     /// Deletes (and erases) the message with sequence `seq`
@@ -246,7 +243,7 @@ impl JetStream {
     }
 }
 
-fn success(success: bool, what: &str) -> Result<()> {
+pub(crate) fn success(success: bool, what: &str) -> Result<()> {
     if success {
         Ok(())
     } else {

@@ -1,6 +1,7 @@
 //! Unit tests of the client against a scripted in-process server.
 
 mod fake;
+mod jetstream;
 
 use std::time::Duration;
 

@@ -4,7 +4,8 @@
 //! - `HERALD_TEST_SERVER`: a `herald` binary, run as `herald serve --host
 //!   127.0.0.1 --port <p> --http-port 0 --data-dir <tmp> --log-level warn`;
 //! - `HERALD_TEST_NATS_SERVER`: a reference nats-server, run as
-//!   `nats-server -a 127.0.0.1 -p <p>` (`.ci/run` runs the suite once more
+//!   `nats-server -a 127.0.0.1 -p <p> -js -sd <tmp>` (JetStream on, for the
+//!   JetStream tests; `.ci/run` runs the suite once more
 //!   this way, so the SDK is also checked against the reference server);
 //! - otherwise the workspace's own `herald`, next to this test executable
 //!   (`cargo test --workspace` builds it before running any test).
@@ -87,7 +88,8 @@ impl TestServer {
             }
             Binary::Nats(path) => {
                 let mut c = Command::new(path);
-                c.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+                c.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+                    .arg(dir.join("data"));
                 c
             }
         };

@@ -160,7 +160,7 @@ impl Request<'_> {
             memory,
             storage,
             streams: streams.len() as u64,
-            consumers: js.consumers.read().len() as u64,
+            consumers: js.consumer_count() as u64,
             limits: AccountLimits::unlimited(),
             ..AccountInfo::default()
         };

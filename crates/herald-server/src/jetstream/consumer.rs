@@ -89,6 +89,13 @@ pub(crate) struct PullRequest {
     pub delivered: u64,
 }
 
+/// What became of a message offered to the target.
+enum Sent {
+    Delivered,
+    /// The pull request ended (byte budget); the message waits.
+    Refused,
+}
+
 /// Where a delivery goes.
 enum Target {
     Push(Bytes),
@@ -119,6 +126,8 @@ impl ConsumerInner {
 
     fn deliver(&mut self, shared: &ConsumerShared, target: &Target, now_ns: u64, out: &mut Vec<OutMsg>) {
         let mut delivered = 0;
+        // Matching messages not yet delivered (the ack subject's `pending`).
+        let mut undelivered: Option<u64> = None;
         while delivered < PUMP_DELIVERIES_MAX {
             if matches!(target, Target::Pull) && self.waiting.is_empty() {
                 return;
@@ -128,6 +137,11 @@ impl ConsumerInner {
             };
             let found = {
                 let mut stream = shared.stream.inner.lock();
+                if undelivered.is_none() {
+                    // Counted once per pump, then kept up to date.
+                    let from = self.machine.next_stream_seq();
+                    undelivered = Some(stream.store.count_matching(from, &self.settings.filter));
+                }
                 match next {
                     Next::Redeliver { stream_seq } => match stream.store.get(stream_seq) {
                         Ok(Some(msg)) => Some(msg),
@@ -178,8 +192,18 @@ impl ConsumerInner {
                 self.replay_mark = Some((msg.time_ns, now_ns));
                 self.replay_wake_ns = None;
             }
-            if !self.send(shared, target, &msg, now_ns, out) {
-                break;
+            let new = matches!(next, Next::New { .. });
+            let mut pending = undelivered.unwrap_or(0);
+            if new {
+                pending = pending.saturating_sub(1);
+            }
+            match self.send(shared, target, msg, pending, now_ns, out) {
+                Sent::Delivered => {
+                    if new {
+                        undelivered = Some(pending);
+                    }
+                }
+                Sent::Refused => {}
             }
             delivered += 1;
         }
@@ -193,16 +217,16 @@ impl ConsumerInner {
         }
     }
 
-    /// Sends one message to the target. Returns false if the target could
-    /// not take it (byte budget), leaving the message undelivered.
+    /// Sends one message to the target.
     fn send(
         &mut self,
         shared: &ConsumerShared,
         target: &Target,
-        msg: &StoredMessage,
+        msg: StoredMessage,
+        pending: u64,
         now_ns: u64,
         out: &mut Vec<OutMsg>,
-    ) -> bool {
+    ) -> Sent {
         let size = (msg.subject.len() + msg.headers.len() + msg.payload.len()) as u64;
         let to = match target {
             Target::Push(subject) => subject.clone(),
@@ -216,7 +240,7 @@ impl ConsumerInner {
                             &request.reply,
                             b"NATS/1.0 409 Message Size Exceeds MaxBytes\r\n\r\n",
                         ));
-                        return true;
+                        return Sent::Refused;
                     }
                     request.bytes_left = Some(left - size);
                 }
@@ -233,7 +257,6 @@ impl ConsumerInner {
         self.dirty = true;
         self.last_push_ns = now_ns;
         self.last_delivery_unix_ns = super::unix_now_ns();
-        let pending = self.pending_after(shared, msg.seq);
         let reply = ack_subject(
             &shared.stream.name,
             &shared.name,
@@ -252,12 +275,12 @@ impl ConsumerInner {
             block.extend_from_slice(format!("Nats-Msg-Size: {}\r\n\r\n", msg.payload.len()).as_bytes());
             (Bytes::from(block), Bytes::new())
         } else {
-            (msg.headers.clone(), msg.payload.clone())
+            (msg.headers, msg.payload)
         };
         let to_push = matches!(target, Target::Push(_));
         out.push(OutMsg {
             subject: to.clone(),
-            shown: Some(Bytes::from(msg.subject.clone())),
+            shown: Some(Bytes::from(msg.subject)),
             reply: Some(reply.into()),
             headers,
             payload,
@@ -279,19 +302,7 @@ impl ConsumerInner {
                 });
             }
         }
-        true
-    }
-
-    /// Messages matching the filter after `stream_seq`.
-    fn pending_after(&self, shared: &ConsumerShared, stream_seq: u64) -> u64 {
-        let stream = shared.stream.inner.lock();
-        if self.settings.filter.is_all() {
-            let state = stream.store.state();
-            return state
-                .last_seq
-                .saturating_sub(stream_seq.max(state.first_seq.saturating_sub(1)));
-        }
-        stream.store.count_matching(stream_seq + 1, &self.settings.filter)
+        Sent::Delivered
     }
 
     /// Messages not yet delivered that match the filter (for info).
@@ -461,6 +472,20 @@ pub(crate) fn ack_subject(
     consumer_seq: u64,
     time_ns: i64,
     pending: u64,
-) -> String {
-    format!("$JS.ACK.{stream}.{consumer}.{deliveries}.{stream_seq}.{consumer_seq}.{time_ns}.{pending}")
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + stream.len() + consumer.len() + 5 * 20);
+    out.extend_from_slice(b"$JS.ACK.");
+    out.extend_from_slice(stream.as_bytes());
+    out.push(b'.');
+    out.extend_from_slice(consumer.as_bytes());
+    let mut number = itoa::Buffer::new();
+    for n in [deliveries, stream_seq, consumer_seq] {
+        out.push(b'.');
+        out.extend_from_slice(number.format(n).as_bytes());
+    }
+    out.push(b'.');
+    out.extend_from_slice(number.format(time_ns).as_bytes());
+    out.push(b'.');
+    out.extend_from_slice(number.format(pending).as_bytes());
+    out
 }

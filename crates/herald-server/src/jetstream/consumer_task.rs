@@ -70,7 +70,7 @@ pub(crate) async fn run(
             wake
         };
         if !out.is_empty() {
-            publisher.send_all(&out);
+            publisher.send_all(&out, false);
             out.clear();
         }
         let idle = Duration::from_millis(IDLE_CHECK_MS);

@@ -315,7 +315,9 @@ impl JetStream {
         stream.wakers.lock().push((consumer.waker.clone(), filter));
         self.consumers
             .write()
-            .insert((stream.name.clone(), name), consumer.clone());
+            .entry(stream.name.clone())
+            .or_default()
+            .insert(name, consumer.clone());
         tokio::spawn(super::consumer_task::run(
             state.clone(),
             consumer.clone(),
@@ -391,9 +393,14 @@ impl JetStream {
     pub fn forget_consumer(&self, consumer: &Arc<ConsumerShared>) {
         consumer.deleted.store(true, Ordering::Release);
         consumer.waker.notify_one();
-        self.consumers
-            .write()
-            .remove(&(consumer.stream.name.clone(), consumer.name.clone()));
+        let mut consumers = self.consumers.write();
+        if let Some(of_stream) = consumers.get_mut(&consumer.stream.name) {
+            of_stream.remove(&consumer.name);
+            if of_stream.is_empty() {
+                consumers.remove(&consumer.stream.name);
+            }
+        }
+        drop(consumers);
         consumer
             .stream
             .wakers

@@ -22,7 +22,7 @@ pub(crate) fn send_fn(state: &Arc<ServerState>) -> SendFn {
     let weak = Arc::downgrade(state);
     Box::new(move |msgs| {
         if let Some(state) = weak.upgrade() {
-            Publisher::new(state).send_all(&msgs);
+            Publisher::new(state).send_all(&msgs, true);
         }
     })
 }
@@ -228,6 +228,7 @@ impl JetStream {
                 }
             }
         }
+        stream.no_ack.store(settings.no_ack, std::sync::atomic::Ordering::Relaxed);
         inner.set_settings(config, settings);
         drop(inner);
         stream.wake_consumers();

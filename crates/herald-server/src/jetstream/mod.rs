@@ -77,8 +77,9 @@ pub(crate) struct JetStream {
     pub sync: SyncPolicy,
     pub sync_interval_ms: u64,
     pub streams: RwLock<BTreeMap<String, Arc<Stream>>>,
-    /// Consumers by (stream, consumer) name.
-    pub consumers: RwLock<FxHashMap<(String, String), Arc<ConsumerShared>>>,
+    /// Consumers by stream name, then consumer name (looked up on every
+    /// ack, without allocating).
+    pub consumers: RwLock<FxHashMap<String, FxHashMap<String, Arc<ConsumerShared>>>>,
     /// Tells consumer tasks the server is stopping.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -105,10 +106,7 @@ impl JetStream {
     }
 
     pub fn consumer(&self, stream: &str, name: &str) -> Option<Arc<ConsumerShared>> {
-        self.consumers
-            .read()
-            .get(&(stream.to_owned(), name.to_owned()))
-            .cloned()
+        self.consumers.read().get(stream)?.get(name).cloned()
     }
 
     /// Consumers of one stream, by name.
@@ -116,12 +114,16 @@ impl JetStream {
         let mut found: Vec<_> = self
             .consumers
             .read()
-            .iter()
-            .filter(|((s, _), _)| s == stream)
-            .map(|(_, c)| c.clone())
-            .collect();
+            .get(stream)
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
         found.sort_by(|a, b| a.name.cmp(&b.name));
         found
+    }
+
+    /// Number of consumers of all streams.
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.read().values().map(|c| c.len()).sum()
     }
 }
 

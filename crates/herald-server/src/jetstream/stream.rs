@@ -4,7 +4,7 @@
 //! leave.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -37,6 +37,10 @@ pub(crate) struct Stream {
     committer: Option<Committer>,
     /// Publish outcomes since start, for monitoring.
     pub counters: PublishCounters,
+    /// Setting `no_ack`, readable without the lock on the publish path.
+    pub no_ack: AtomicBool,
+    /// Retention policy; an update may not change it.
+    retention: Retention,
 }
 
 /// Publish outcomes of one stream.
@@ -79,7 +83,11 @@ impl Stream {
         send: SendFn,
     ) -> Arc<Stream> {
         let dedup = DedupWindow::new(settings.duplicate_window_ns, DEDUP_IDS_MAX);
-        let committer = (settings.sync == SyncPolicy::Always).then(Committer::new);
+        // File streams get a group commit thread even when their policy is
+        // not `always` now: an update may switch it on.
+        let committer = (!settings.memory).then(Committer::new);
+        let no_ack = settings.no_ack;
+        let retention = settings.retention;
         let stream = Arc::new(Stream {
             name,
             created_ns,
@@ -96,6 +104,8 @@ impl Stream {
             wakers: Mutex::new(Vec::new()),
             committer,
             counters: PublishCounters::default(),
+            no_ack: AtomicBool::new(no_ack),
+            retention,
         });
         stream.rebuild_dedup();
         if let Some(committer) = &stream.committer {
@@ -240,9 +250,9 @@ impl Stream {
         }
     }
 
-    /// The retention policy.
+    /// The retention policy (fixed for the stream's life).
     pub fn retention(&self) -> Retention {
-        self.inner.lock().settings.retention
+        self.retention
     }
 }
 
@@ -258,7 +268,9 @@ impl Commit for Stream {
             return;
         }
         match &self.committer {
-            Some(committer) if !after.is_empty() => committer.enqueue(after),
+            Some(committer) if !after.is_empty() && self.sync_policy() == SyncPolicy::Always => {
+                committer.enqueue(after)
+            }
             _ => ready.extend(after),
         }
         self.wake_consumers();
@@ -279,8 +291,7 @@ impl InternalHandler for Capture {
             Err(_) => &stream.counters.rejected,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let no_ack = stream.inner.lock().settings.no_ack;
-        let reply = msg.reply.filter(|_| !no_ack).map(Bytes::copy_from_slice);
+        let reply = msg.reply.filter(|_| !stream.no_ack.load(Ordering::Relaxed)).map(Bytes::copy_from_slice);
         let commit: Arc<dyn Commit> = stream.clone();
         match result {
             Ok(stored) => {

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::record::{Floor, RECORD_BYTES_MAX, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use super::record::{Floor, RECORD_BYTES_MAX, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, SEQ_MAX};
 use super::segment::{io_err, Times, NO_OFFSET, SEGMENT_SEQS_MAX};
 use super::subjects::NO_SUBJECT;
 use crate::error::StoreError;
@@ -211,6 +211,9 @@ pub(super) fn decode(b: &[u8], base: u64) -> Result<Summary, &'static str> {
             max: v[7] as i64,
         });
     }
+    if v[..2].iter().chain(&v[3..4]).any(|&seq| seq > SEQ_MAX) {
+        return Err("sequence out of range");
+    }
     // Bound every count by the bytes present before allocating for it.
     let rest = b.len() - IDX_HEADER_BYTES;
     if slot_count as u64 > SEGMENT_SEQS_MAX
@@ -256,7 +259,11 @@ pub(super) fn decode(b: &[u8], base: u64) -> Result<Summary, &'static str> {
     }
     s.tombstones.reserve(tombstone_count);
     for _ in 0..tombstone_count {
-        s.tombstones.push(c.u64().ok_or(field)?);
+        let seq = c.u64().ok_or(field)?;
+        if seq > SEQ_MAX {
+            return Err("sequence out of range");
+        }
+        s.tombstones.push(seq);
     }
     if c.at != b.len() {
         return Err("trailing bytes");

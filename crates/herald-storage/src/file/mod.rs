@@ -26,6 +26,7 @@ mod write;
 use std::collections::VecDeque;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -39,6 +40,10 @@ use crate::Store;
 /// Most sealed segment files kept open at once (more are reopened on
 /// demand).
 const OPEN_SEALED_FILES_MAX: usize = 64;
+
+/// Bytes read at once when reading a record of unknown length: most
+/// messages then take one `pread`.
+const READ_AHEAD_BYTES: usize = 512;
 
 /// What recovery found and did when a file store was opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,8 +85,8 @@ pub struct FileStore {
     bytes: u64,
     last_seq: u64,
     last_time_ns: i64,
-    /// `(seq, time)` of the first stored message, as last looked up.
-    first_time: (u64, i64),
+    /// Time of the first stored message, as last looked up (by `state`).
+    first_time: FirstTime,
     /// `first_seq` of the newest floor record appended.
     floor_written: u64,
     /// The first sequence moved: append a floor record before the next
@@ -215,13 +220,41 @@ impl FileStore {
         Ok(self.read_header(si, offset)?.time_ns)
     }
 
+    /// The bytes of the record at `offset` of segment `si` (framing
+    /// checked; the caller decodes and so verifies the CRC). One read when
+    /// the record fits in [`READ_AHEAD_BYTES`].
+    fn read_record(&mut self, si: usize, offset: u32) -> Result<Vec<u8>, StoreError> {
+        let at = offset as u64;
+        let seg = &self.segs[si];
+        let end = if si == self.active_index() && at < self.active.written {
+            self.active.written
+        } else {
+            seg.len
+        };
+        let guess = (end.saturating_sub(at) as usize).clamp(RECORD_HEADER_BYTES, READ_AHEAD_BYTES);
+        let mut buf = vec![0u8; guess];
+        self.read_at(si, at, &mut buf)?;
+        let head = buf
+            .first_chunk::<RECORD_HEADER_BYTES>()
+            .expect("buffer holds a header");
+        let h = Header::parse(head);
+        h.check().map_err(|why| corrupt(&self.segs[si].path, why))?;
+        let len = h.len as usize;
+        if len <= buf.len() {
+            buf.truncate(len);
+        } else {
+            let have = buf.len();
+            buf.resize(len, 0);
+            self.read_at(si, at + have as u64, &mut buf[have..])?;
+        }
+        Ok(buf)
+    }
+
     /// Reads and verifies the message in slot `ix` of segment `si`.
     fn read_message(&mut self, si: usize, ix: usize) -> Result<StoredMessage, StoreError> {
         let offset = self.segs[si].slots[ix].offset;
         let seq = self.segs[si].base + ix as u64;
-        let h = self.read_header(si, offset)?;
-        let mut buf = vec![0u8; h.len as usize];
-        self.read_at(si, offset as u64, &mut buf)?;
+        let buf = self.read_record(si, offset)?;
         let path = &self.segs[si].path;
         let (_, record) = record::decode(&buf).map_err(|why| corrupt(path, why))?;
         let Record::Message {
@@ -253,18 +286,74 @@ impl FileStore {
         })
     }
 
-    /// Brings the cached time of the first stored message up to date.
-    fn refresh_first_time(&mut self) -> Result<(), StoreError> {
+    /// Time of the first stored message, looked up (and cached) when the
+    /// first sequence moved since the last call.
+    fn first_time_ns(&self) -> i64 {
         let first = self.first_seq();
         if self.msgs == 0 {
-            self.first_time = (first, 0);
-        } else if self.first_time.0 != first {
-            let (si, ix) = self.locate(first).expect("first_seq has a live slot");
-            self.first_time = (0, 0);
-            let t = self.record_time(si, ix)?;
-            self.first_time = (first, t);
+            return 0;
         }
-        Ok(())
+        if let Some(t) = self.first_time.get(first) {
+            return t;
+        }
+        match self.peek_time(first) {
+            Ok(t) => {
+                self.first_time.set(first, t);
+                t
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, seq = first, "cannot read the time of the first message");
+                0
+            }
+        }
+    }
+
+    /// Time of stored message `seq`, read without `&mut self` (no handle
+    /// is cached).
+    fn peek_time(&self, seq: u64) -> Result<i64, StoreError> {
+        let (si, ix) = self
+            .locate(seq)
+            .ok_or_else(|| corrupt(&self.dir, "first sequence has no slot"))?;
+        let seg = &self.segs[si];
+        let offset = seg.slots[ix].offset as u64;
+        let mut b = [0u8; RECORD_HEADER_BYTES];
+        if si == self.active_index() && offset >= self.active.written {
+            let start = (offset - self.active.written) as usize;
+            let src = self.active.wbuf.get(start..start + b.len());
+            b.copy_from_slice(src.ok_or_else(|| corrupt(&seg.path, "read past the write buffer"))?);
+        } else {
+            let opened;
+            let file = match &seg.file {
+                Some(f) => f,
+                None => {
+                    opened = std::fs::File::open(&seg.path).map_err(io_err("open", &seg.path))?;
+                    &opened
+                }
+            };
+            file.read_exact_at(&mut b, offset)
+                .map_err(io_err("read", &seg.path))?;
+        }
+        let h = Header::parse(&b);
+        h.check().map_err(|why| corrupt(&seg.path, why))?;
+        Ok(h.time_ns)
+    }
+}
+
+/// A cached `(sequence, time)` pair, settable through `&self`.
+#[derive(Debug, Default)]
+struct FirstTime {
+    seq: AtomicU64,
+    time_ns: AtomicI64,
+}
+
+impl FirstTime {
+    fn get(&self, seq: u64) -> Option<i64> {
+        (seq != 0 && self.seq.load(Ordering::Relaxed) == seq).then(|| self.time_ns.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, seq: u64, time_ns: i64) {
+        self.time_ns.store(time_ns, Ordering::Relaxed);
+        self.seq.store(seq, Ordering::Relaxed);
     }
 }
 
@@ -360,11 +449,7 @@ impl Store for FileStore {
             msgs: self.msgs,
             bytes: self.bytes,
             first_seq,
-            first_time_ns: if self.msgs > 0 && self.first_time.0 == first_seq {
-                self.first_time.1
-            } else {
-                0
-            },
+            first_time_ns: self.first_time_ns(),
             last_seq: self.last_seq,
             last_time_ns: self.last_time_ns,
             num_subjects: self.subjects.len() as u64,

@@ -17,6 +17,10 @@ pub(super) const SEGMENT_MAGIC: [u8; 8] = *b"HRLDSEG\0";
 /// Segment format version written and understood.
 pub(super) const SEGMENT_VERSION: u32 = 1;
 
+/// Highest sequence accepted from disk (records, `.idx` files, file
+/// names): far beyond any real stream, and `seq + 1` never overflows.
+pub(super) const SEQ_MAX: u64 = 1 << 62;
+
 /// Payload bytes of a floor record (the last sequence).
 const FLOOR_PAYLOAD_BYTES: u32 = 8;
 
@@ -106,6 +110,9 @@ impl Header {
     /// Checks the framing: the length adds up, is within bounds, and the
     /// kind and its part lengths agree.
     pub fn check(&self) -> Result<(), &'static str> {
+        if self.seq > SEQ_MAX {
+            return Err("sequence out of range");
+        }
         let parts = self.subject_len as u64 + self.headers_len as u64 + self.payload_len as u64;
         if self.len > RECORD_BYTES_MAX {
             return Err("record length over the maximum");
@@ -234,11 +241,17 @@ pub(super) fn decode(bytes: &[u8]) -> Result<(Header, Record<'_>), &'static str>
             }
         }
         KIND_TOMBSTONE => Record::Tombstone { seq: header.seq },
-        _ => Record::Floor(Floor {
-            first_seq: header.seq,
-            last_seq: u64_at(body, 0),
-            last_time_ns: header.time_ns,
-        }),
+        _ => {
+            let last_seq = u64_at(body, 0);
+            if last_seq > SEQ_MAX {
+                return Err("sequence out of range");
+            }
+            Record::Floor(Floor {
+                first_seq: header.seq,
+                last_seq,
+                last_time_ns: header.time_ns,
+            })
+        }
     };
     Ok((header, record))
 }

@@ -419,7 +419,7 @@ pub(super) fn open(dir: &Path, config: StoreConfig) -> Result<(FileStore, Recove
         bytes,
         last_seq,
         last_time_ns,
-        first_time: (0, 0),
+        first_time: Default::default(),
         floor_written: floor_max,
         floor_pending: false,
         removed: Vec::new(),
@@ -467,7 +467,6 @@ pub(super) fn open(dir: &Path, config: StoreConfig) -> Result<(FileStore, Recove
         }
     }
     store.write_buffer()?;
-    store.refresh_first_time()?;
     rec.msgs = store.msgs;
     Ok((store, rec))
 }

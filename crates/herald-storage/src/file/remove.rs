@@ -369,14 +369,13 @@ impl FileStore {
     pub(super) fn finish_removal(&mut self) -> Result<(), StoreError> {
         self.record_removals()?;
         self.compact_due_segments();
-        self.refresh_first_time()
+        Ok(())
     }
 
     /// [`Self::finish_removal`] for an append: compaction `fsync`s, which an
     /// append never does, so it waits for the next removal or `sync`.
     pub(super) fn finish_removal_in_append(&mut self) -> Result<(), StoreError> {
-        self.record_removals()?;
-        self.refresh_first_time()
+        self.record_removals()
     }
 
     fn record_removals(&mut self) -> Result<(), StoreError> {
@@ -474,6 +473,6 @@ impl FileStore {
             }
             self.dir_unsynced = true;
         }
-        self.refresh_first_time()
+        Ok(())
     }
 }

@@ -203,7 +203,8 @@ pub(super) fn parse_file_name(name: &str) -> Option<(u64, FileKind)> {
         "cmp" => FileKind::CompactTemp,
         _ => return None,
     };
-    Some((stem.parse().ok()?, kind))
+    let base: u64 = stem.parse().ok()?;
+    (base <= super::record::SEQ_MAX).then_some((base, kind))
 }
 
 /// Maps an I/O error on `path` to a [`StoreError`].

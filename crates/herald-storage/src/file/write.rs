@@ -84,7 +84,7 @@ impl FileStore {
         self.msgs += 1;
         self.bytes += size;
         if was_empty {
-            self.first_time = (seq, time_ns);
+            self.first_time.set(seq, time_ns);
         }
         let mut removed = 0;
         if let Some(max) = self.config.max_msgs_per_subject {

@@ -1,4 +1,14 @@
-//! `herald pub|sub|req|reply`: the command-line client, built on herald-client.
+//! `herald pub|sub|req|reply`: the command-line client, built on herald-client;
+//! `herald stream|consumer|kv`: JetStream management, in the submodules.
+
+mod consumer;
+mod kv;
+mod output;
+mod stream;
+
+pub use consumer::{run_consumer, ConsumerArgs};
+pub use kv::{run_kv, KvArgs};
+pub use stream::{run_stream, StreamArgs};
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -91,21 +101,17 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Parses `250ms`, `2s`, `1m` or a bare number of seconds.
+/// Parses a Go-style duration (`250ms`, `2s`, `1m`, `1h`, `1m30s`, `1.5s`)
+/// or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, scale_ms) = if let Some(n) = text.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1000.0)
-    } else if let Some(n) = text.strip_suffix('m') {
-        (n, 60_000.0)
-    } else {
-        (text, 1000.0)
-    };
-    match number.trim().parse::<f64>() {
-        Ok(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n * scale_ms / 1000.0)),
-        _ => Err(format!("invalid duration {text:?}; use e.g. 500ms, 2s or 1m")),
+    let invalid = || format!("invalid duration {text:?}; use e.g. 500ms, 2s, 1m or 1h");
+    if let Some(nanos) = herald_protocol::jetstream::time::parse_go_duration(text) {
+        return u64::try_from(nanos).map(Duration::from_nanos).map_err(|_| invalid());
+    }
+    match text.parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
+        _ => Err(invalid()),
     }
 }
 
@@ -130,11 +136,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Connects once, without retrying, with an error that says what to do.
 async fn connect(server: &ServerArg, name: &str) -> anyhow::Result<Client> {
+    connect_url(&server.server, name).await
+}
+
+async fn connect_url(server: &str, name: &str) -> anyhow::Result<Client> {
     let options = ConnectOptions::new()
         .name(name)
         .connect_timeout(Duration::from_secs(3))
         .max_reconnect_attempts(10);
-    match options.connect(&server.server).await {
+    match options.connect(server).await {
         Ok(client) => Ok(client),
         Err(Error::ConnectionRefused { url }) => {
             bail!("cannot connect to {url}: connection refused (is `herald serve` running?)")
@@ -142,7 +152,7 @@ async fn connect(server: &ServerArg, name: &str) -> anyhow::Result<Client> {
         Err(Error::Unreachable { url, source }) => {
             bail!("cannot connect to {url}: {source} (is `herald serve` running?)")
         }
-        Err(e) => Err(e).with_context(|| format!("cannot connect to {}", server.server)),
+        Err(e) => Err(e).with_context(|| format!("cannot connect to {server}")),
     }
 }
 
@@ -330,7 +340,11 @@ mod tests {
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
     }
 
     #[test]

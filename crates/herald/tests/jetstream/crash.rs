@@ -5,8 +5,7 @@
 //! and the deduplication window still knows every acknowledged Msg-Id.
 //!
 //! Herald only: the stream asks for `sync: always` through Herald's stream
-//! metadata, which nats-server does not have (its server-wide default acks
-//! before the write reaches the OS, so a SIGKILL may lose acked messages).
+//! metadata (`herald.sync`); nats-server has no per-stream sync setting.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

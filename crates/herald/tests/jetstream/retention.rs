@@ -92,7 +92,7 @@ async fn max_age_expires_messages() {
     let env = Env::start().await;
     let stream = env
         .stream(Config {
-            max_age: Duration::from_millis(500),
+            max_age: Duration::from_secs(1),
             ..config("AGE", &["age"])
         })
         .await;

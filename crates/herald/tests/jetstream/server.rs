@@ -6,6 +6,8 @@
 //! ([`JsServer::kill_9`]) and then started again on the same port and data
 //! directory ([`JsServer::restart`]).
 
+#![allow(dead_code)] // Not every test uses every method.
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
