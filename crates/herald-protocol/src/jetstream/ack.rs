@@ -92,11 +92,17 @@ impl<'a> AckMetadata<'a> {
         let rest = subject.strip_prefix(ACK_PREFIX).ok_or(AckError::NotAckSubject)?;
         let mut tokens = [""; 10];
         let mut count = 2;
-        for token in rest.split('.') {
-            if count - 2 < tokens.len() {
-                tokens[count - 2] = token;
+        // Byte scan: acks are parsed once per delivery, and `str::split`
+        // costs more than the rest of the ack path.
+        let mut start = 0;
+        for (i, &b) in rest.as_bytes().iter().enumerate().chain(std::iter::once((rest.len(), &b'.'))) {
+            if b == b'.' {
+                if count - 2 < tokens.len() {
+                    tokens[count - 2] = &rest[start..i];
+                }
+                count += 1;
+                start = i + 1;
             }
-            count += 1;
         }
         let (domain, account_hash, fields, token) = match count {
             9 => (None, None, &tokens[..7], None),

@@ -34,7 +34,6 @@ impl InternalHandler for Acks {
             tracing::debug!(consumer = meta.consumer, "unknown ack body ignored");
             return;
         };
-        let now = monotonic_ns();
         let (kind, next) = match body {
             AckBody::Ack => (AckKind::Ack, None),
             AckBody::Nak { delay } => (
@@ -47,11 +46,18 @@ impl InternalHandler for Acks {
             AckBody::Term { .. } => (AckKind::Term, None),
             AckBody::Next(request) => (AckKind::Ack, Some(request)),
         };
+        // Only redelivery deadlines need the time; plain acks skip the clock.
+        let now = match kind {
+            AckKind::Ack | AckKind::Term => 0,
+            AckKind::Nak { .. } | AckKind::Progress => monotonic_ns(),
+        };
         let mut out = Vec::new();
-        let (outcome, acked_up_to) = {
+        let (outcome, acked_up_to, unblocked) = {
             let mut inner = consumer.inner.lock();
-            inner.last_active_ns = now;
+            inner.active = true;
+            let was_blocked = inner.machine.is_blocked();
             let outcome = inner.machine.ack(meta.stream_seq, kind, now);
+            let unblocked = was_blocked && !inner.machine.is_blocked();
             match outcome {
                 AckOutcome::Terminated { deliveries } => {
                     inner.dirty = true;
@@ -69,7 +75,7 @@ impl InternalHandler for Acks {
                 // crash before confirming it.
                 super::consumer_task::save_state(&consumer, &mut inner);
             }
-            (outcome, inner.machine.ack_floor().stream_seq)
+            (outcome, inner.machine.ack_floor().stream_seq, unblocked)
         };
         let removed =
             matches!(kind, AckKind::Ack | AckKind::Term) && !matches!(outcome, AckOutcome::NotPending);
@@ -92,7 +98,9 @@ impl InternalHandler for Acks {
                 }
             }
         }
-        if !matches!(outcome, AckOutcome::NotPending) || matches!(kind, AckKind::Nak { .. }) {
+        // The consumer's task only has new work if the ack made room under
+        // max_ack_pending or asked for a redelivery.
+        if unblocked || matches!(kind, AckKind::Nak { .. } | AckKind::Progress) {
             consumer.waker.notify_one();
         }
     }

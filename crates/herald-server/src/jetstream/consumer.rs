@@ -53,6 +53,9 @@ pub(crate) struct ConsumerInner {
     pub last_push_ns: u64,
     /// Monotonic ns of the last sign of a client (pull, ack, interest).
     pub last_active_ns: u64,
+    /// A client acknowledged something since the task last looked (the ack
+    /// path does not read the clock).
+    pub active: bool,
     /// Unix ns of the last delivery, for consumer info.
     pub last_delivery_unix_ns: i64,
     /// Messages handed to the dead-letter path (max deliveries or term).
@@ -207,6 +210,9 @@ impl ConsumerInner {
             }
             delivered += 1;
         }
+        if delivered > 0 {
+            self.last_delivery_unix_ns = super::unix_now_ns();
+        }
         // Nothing (more) to deliver now: no_wait requests end here.
         if matches!(target, Target::Pull) {
             while let Some(pos) = self.waiting.iter().position(|r| r.no_wait) {
@@ -256,7 +262,6 @@ impl ConsumerInner {
         let (consumer_seq, deliveries) = self.machine.delivered_msg(msg.seq, now_ns);
         self.dirty = true;
         self.last_push_ns = now_ns;
-        self.last_delivery_unix_ns = super::unix_now_ns();
         let reply = ack_subject(
             &shared.stream.name,
             &shared.name,

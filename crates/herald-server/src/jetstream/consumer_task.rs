@@ -45,6 +45,9 @@ pub(crate) async fn run(
                 }
                 inner.push_bound = bound;
             }
+            if std::mem::take(&mut inner.active) {
+                inner.last_active_ns = now;
+            }
             inner.pump(&consumer, now, &mut out);
             let idle = !inner.settings.durable
                 && inner.settings.inactive_threshold_ns > 0

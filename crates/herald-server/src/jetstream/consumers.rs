@@ -301,6 +301,7 @@ impl JetStream {
                 dirty: false,
                 last_push_ns: now,
                 last_active_ns: now,
+                active: false,
                 last_delivery_unix_ns: 0,
                 dead_lettered: 0,
                 push_bound: false,

@@ -44,6 +44,7 @@ impl FileStore {
             }
         };
         remove_file(&file_path(&self.dir, base, FileKind::Index))?;
+        self.forget_reads();
         std::fs::rename(&tmp_path, &src_path).map_err(io_err("rename", &tmp_path))?;
         sync_dir(&self.dir)?;
         self.dir_unsynced = false;

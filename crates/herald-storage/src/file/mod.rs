@@ -41,10 +41,6 @@ use crate::Store;
 /// demand).
 const OPEN_SEALED_FILES_MAX: usize = 64;
 
-/// Bytes read at once when reading a record of unknown length: most
-/// messages then take one `pread`.
-const READ_AHEAD_BYTES: usize = 512;
-
 /// What recovery found and did when a file store was opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recovery {
@@ -101,7 +97,23 @@ pub struct FileStore {
     dir_unsynced: bool,
     match_cache: MatchCache,
     open_sealed: usize,
+    /// The last block read from disk, so that sequential reads (consumers
+    /// replaying a stream) cost one `pread` per block, not per message.
+    read_cache: Option<ReadBlock>,
 }
+
+/// A block of a segment file as read from disk.
+#[derive(Debug)]
+struct ReadBlock {
+    /// Base sequence of the segment (stable while the file exists).
+    base: u64,
+    /// File offset of `data[0]`.
+    start: u64,
+    data: Bytes,
+}
+
+/// Size of the blocks sequential reads fetch at once.
+const READ_BLOCK_BYTES: usize = 64 * 1024;
 
 impl FileStore {
     /// Opens the store in `dir`, creating the directory if needed and
@@ -222,32 +234,57 @@ impl FileStore {
 
     /// The bytes of the record at `offset` of segment `si` (framing
     /// checked; the caller decodes and so verifies the CRC). One read when
-    /// the record fits in [`READ_AHEAD_BYTES`].
-    fn read_record(&mut self, si: usize, offset: u32) -> Result<Vec<u8>, StoreError> {
+    /// the record fits in the block read ahead ([`READ_BLOCK_BYTES`]).
+    fn read_record(&mut self, si: usize, offset: u32) -> Result<Bytes, StoreError> {
         let at = offset as u64;
-        let seg = &self.segs[si];
-        let end = if si == self.active_index() && at < self.active.written {
+        let base = self.segs[si].base;
+        if let Some(found) = self.cached_record(base, at) {
+            return Ok(found);
+        }
+        let on_disk = if si == self.active_index() {
             self.active.written
         } else {
-            seg.len
+            self.segs[si].len
         };
-        let guess = (end.saturating_sub(at) as usize).clamp(RECORD_HEADER_BYTES, READ_AHEAD_BYTES);
-        let mut buf = vec![0u8; guess];
-        self.read_at(si, at, &mut buf)?;
-        let head = buf
-            .first_chunk::<RECORD_HEADER_BYTES>()
-            .expect("buffer holds a header");
-        let h = Header::parse(head);
-        h.check().map_err(|why| corrupt(&self.segs[si].path, why))?;
-        let len = h.len as usize;
-        if len <= buf.len() {
-            buf.truncate(len);
-        } else {
-            let have = buf.len();
-            buf.resize(len, 0);
-            self.read_at(si, at + have as u64, &mut buf[have..])?;
+        if at < on_disk {
+            // Read a whole block from here (no further than what is on disk)
+            // and keep it for the records that follow.
+            let len = (on_disk - at).min(READ_BLOCK_BYTES as u64) as usize;
+            let len = len.max(RECORD_HEADER_BYTES.min((on_disk - at) as usize));
+            let mut block = vec![0u8; len];
+            self.read_at(si, at, &mut block)?;
+            self.read_cache = Some(ReadBlock {
+                base,
+                start: at,
+                data: Bytes::from(block),
+            });
+            if let Some(found) = self.cached_record(base, at) {
+                return Ok(found);
+            }
+            // Larger than a block: fall through to an exact read.
         }
-        Ok(buf)
+        let mut head = [0u8; RECORD_HEADER_BYTES];
+        self.read_at(si, at, &mut head)?;
+        let h = Header::parse(&head);
+        h.check().map_err(|why| corrupt(&self.segs[si].path, why))?;
+        let mut buf = vec![0u8; h.len as usize];
+        self.read_at(si, at, &mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// The record at `at` of segment `base` if the read cache holds all of it.
+    fn cached_record(&self, base: u64, at: u64) -> Option<Bytes> {
+        let block = self.read_cache.as_ref().filter(|b| b.base == base)?;
+        let from = at.checked_sub(block.start)? as usize;
+        let head = block.data.get(from..from + RECORD_HEADER_BYTES)?;
+        let h = Header::parse(head.first_chunk::<RECORD_HEADER_BYTES>()?);
+        let end = from.checked_add(h.len as usize)?;
+        (h.check().is_ok() && end <= block.data.len()).then(|| block.data.slice(from..end))
+    }
+
+    /// Forgets cached file contents (a segment file was rewritten or removed).
+    pub(super) fn forget_reads(&mut self) {
+        self.read_cache = None;
     }
 
     /// Reads and verifies the message in slot `ix` of segment `si`.
@@ -276,7 +313,6 @@ impl FileStore {
         let subject = subject.to_owned();
         let headers_start = RECORD_HEADER_BYTES + subject.len();
         let payload_start = headers_start + headers.len();
-        let buf = Bytes::from(buf);
         Ok(StoredMessage {
             seq,
             time_ns,

@@ -427,6 +427,7 @@ pub(super) fn open(dir: &Path, config: StoreConfig) -> Result<(FileStore, Recove
         dir_unsynced: false,
         match_cache: Default::default(),
         open_sealed: 0,
+        read_cache: None,
     };
     match last {
         None => {

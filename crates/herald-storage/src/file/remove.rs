@@ -429,6 +429,7 @@ impl FileStore {
             if seg.file.is_some() {
                 self.open_sealed = self.open_sealed.saturating_sub(1);
             }
+            self.forget_reads();
             remove_file(&file_path(&self.dir, seg.base, FileKind::Index))?;
             remove_file(&seg.path)?;
             self.dir_unsynced = true;
@@ -468,6 +469,7 @@ impl FileStore {
             self.start_segment();
             self.sync_all()?;
             for seg in old {
+                self.forget_reads();
                 remove_file(&file_path(&self.dir, seg.base, FileKind::Index))?;
                 remove_file(&seg.path)?;
             }
