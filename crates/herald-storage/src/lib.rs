@@ -85,6 +85,26 @@ pub trait Store: Send {
     /// `filter`.
     fn count_matching(&self, from_seq: u64, filter: &SubjectFilter) -> u64;
 
+    /// Calls `visit(seq, time_ns, headers)` for every stored message with
+    /// sequence `>= from_seq` that has headers, in order. Meant for scans
+    /// of many messages (rebuilding a deduplication window at start), so
+    /// implementations avoid materialising each message.
+    fn scan_headers(
+        &mut self,
+        from_seq: u64,
+        visit: &mut dyn FnMut(u64, i64, &[u8]),
+    ) -> Result<(), StoreError> {
+        let all = SubjectFilter::all();
+        let mut seq = from_seq;
+        while let Some(msg) = self.next_matching(seq, &all)? {
+            if !msg.headers.is_empty() {
+                visit(msg.seq, msg.time_ns, &msg.headers);
+            }
+            seq = msg.seq + 1;
+        }
+        Ok(())
+    }
+
     /// Stored messages per subject for the subjects matching `filter`.
     fn subject_counts(&self, filter: &SubjectFilter) -> Vec<(String, u64)>;
 

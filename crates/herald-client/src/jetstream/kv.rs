@@ -381,11 +381,16 @@ impl Kv {
     }
 
     /// The keys that have a value, in stream order of their latest revision.
+    ///
+    /// Reads the latest entry of every key through an ephemeral consumer,
+    /// until the server says none is pending or as many as the consumer had
+    /// when created have arrived.
     pub async fn keys(&self) -> Result<Vec<String>> {
         let (mut sub, total) = self.push_consumer(">", DeliverPolicy::LastPerSubject, true).await?;
         let mut keys = Vec::new();
         let mut left = total;
-        while left > 0 {
+        let mut received = 0;
+        while left > 0 && received < total {
             let message = tokio::time::timeout(self.js.timeout(), sub.next())
                 .await
                 .map_err(|_| Error::Timeout)?
@@ -394,6 +399,7 @@ impl Kv {
                 continue;
             }
             let entry = Entry::from_delivery(&self.bucket, &message)?;
+            received += 1;
             if entry.operation == Operation::Put {
                 keys.push(entry.key);
             }

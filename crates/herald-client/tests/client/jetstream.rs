@@ -392,3 +392,29 @@ async fn kv_watch_delivers_initial_values_then_changes() {
         "nothing else matches b.*"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_watch_deltas_count_only_the_latest_revisions() {
+    let server = server!();
+    let js = js(&server.url()).await;
+    let kv = js.kv_create_bucket("deltas", 5).await.unwrap();
+    // An older revision of `a` (2) lies between the latest entries (1, 3, 4).
+    kv.put("b", "1").await.unwrap();
+    kv.put("a", "2").await.unwrap();
+    kv.put("a", "3").await.unwrap();
+    kv.put("c", "4").await.unwrap();
+    let mut watch = kv.watch_with_history(">").await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let entry = within("entry", watch.next()).await.unwrap().unwrap();
+        seen.push((entry.key, entry.revision, entry.delta));
+    }
+    assert_eq!(
+        seen,
+        [("b".to_string(), 1, 2), ("a".to_string(), 3, 1), ("c".to_string(), 4, 0)],
+        "delta: latest entries still to come"
+    );
+    let mut keys = within("keys", kv.keys()).await.unwrap();
+    keys.sort();
+    assert_eq!(keys, ["a", "b", "c"]);
+}

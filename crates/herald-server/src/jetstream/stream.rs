@@ -124,18 +124,19 @@ impl Stream {
         }
         let now = unix_now_ns();
         let from_ns = now.saturating_sub(window.min(i64::MAX as u64) as i64);
-        let Ok(mut seq) = inner.store.seq_at_time(from_ns) else {
+        let Ok(from_seq) = inner.store.seq_at_time(from_ns) else {
             return;
         };
-        let all = SubjectFilter::all();
-        while let Ok(Some(msg)) = inner.store.next_matching(seq, &all) {
-            seq = msg.seq + 1;
-            if let Some(id) = header_value(&msg.headers, "Nats-Msg-Id") {
-                if let Ok(id) = std::str::from_utf8(id) {
-                    inner.dedup.insert(id, msg.seq, msg.time_ns);
-                    inner.last_msg_id = Some(id.into());
-                }
+        let inner = &mut *inner;
+        let (dedup, last_msg_id) = (&mut inner.dedup, &mut inner.last_msg_id);
+        let scanned = inner.store.scan_headers(from_seq, &mut |seq, time_ns, headers| {
+            if let Some(Ok(id)) = header_value(headers, "Nats-Msg-Id").map(std::str::from_utf8) {
+                dedup.insert(id, seq, time_ns);
+                *last_msg_id = Some(id.into());
             }
+        });
+        if let Err(e) = scanned {
+            tracing::error!(stream = %self.name, error = %e, "cannot rebuild the deduplication window");
         }
     }
 

@@ -19,6 +19,7 @@ mod query;
 mod record;
 mod recover;
 mod remove;
+mod scan;
 mod segment;
 mod subjects;
 mod write;
@@ -449,6 +450,14 @@ impl Store for FileStore {
 
     fn count_matching(&self, from_seq: u64, filter: &SubjectFilter) -> u64 {
         self.count(from_seq, filter)
+    }
+
+    fn scan_headers(
+        &mut self,
+        from_seq: u64,
+        visit: &mut dyn FnMut(u64, i64, &[u8]),
+    ) -> Result<(), StoreError> {
+        self.scan_header_blocks(from_seq, visit)
     }
 
     fn subject_counts(&self, filter: &SubjectFilter) -> Vec<(String, u64)> {

@@ -104,6 +104,14 @@ impl Store for TestFileStore {
     fn seq_at_time(&mut self, time_ns: i64) -> Result<u64, StoreError> {
         self.inner().seq_at_time(time_ns)
     }
+    fn scan_headers(
+        &mut self,
+        from_seq: u64,
+        visit: &mut dyn FnMut(u64, i64, &[u8]),
+    ) -> Result<(), StoreError> {
+        self.inner().scan_headers(from_seq, visit)
+    }
+
     fn count_matching(&self, from_seq: u64, filter: &SubjectFilter) -> u64 {
         self.store
             .as_ref()

@@ -55,6 +55,7 @@ conformance!(
     set_config_enforces_limits,
     state_counters,
     many_messages_across_segments,
+    scan_headers_visits_live_messages_with_headers,
 );
 
 fn base() -> StoreConfig {
@@ -565,4 +566,38 @@ fn many_messages_across_segments(mk: &Mk) {
         c.first().map_or(0, |x| x.1)
     });
     assert_eq!(s.seq_at_time(300).unwrap(), 301);
+}
+
+fn scan_headers_visits_live_messages_with_headers(mk: &Mk) {
+    let mut s = mk(base());
+    let mut expected = Vec::new();
+    for i in 1..=300u64 {
+        let headers = if i % 3 == 0 {
+            format!("NATS/1.0\r\nNats-Msg-Id: m{i}\r\n\r\n").into_bytes()
+        } else {
+            Vec::new()
+        };
+        let payload = vec![b'x'; (i * 37 % 500) as usize];
+        s.append(&format!("s.{}", i % 4), &headers, &payload, i as i64)
+            .unwrap();
+        if i % 10 == 0 {
+            s.delete(i - 3).unwrap();
+        }
+    }
+    s.write_out().unwrap();
+    for i in 1..=300u64 {
+        if i % 3 == 0 && i >= 50 && s.get(i).unwrap().is_some() {
+            expected.push((
+                i,
+                i as i64,
+                format!("NATS/1.0\r\nNats-Msg-Id: m{i}\r\n\r\n").into_bytes(),
+            ));
+        }
+    }
+    let mut seen = Vec::new();
+    s.scan_headers(50, &mut |seq, time_ns, headers| {
+        seen.push((seq, time_ns, headers.to_vec()))
+    })
+    .unwrap();
+    assert_eq!(seen, expected);
 }

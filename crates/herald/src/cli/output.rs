@@ -29,6 +29,7 @@ pub fn js_error(err: Error, what: impl Display) -> anyhow::Error {
             anyhow!("JetStream is not enabled on the server (no responders on $JS.API)")
         }
         Error::Timeout => anyhow!("no reply from the server in time: {what}"),
+        Error::InvalidArgument(text) => anyhow!(text),
         Error::JetStreamStatus { code, description } => anyhow!("{description}: {what} (status {code})"),
         other => anyhow!("{other}: {what}"),
     }

@@ -288,7 +288,6 @@ fn print_info(info: &StreamInfo, json: bool) {
         ("Allow rollup", flag(c.allow_rollup_hdrs)),
         ("Deny delete", flag(c.deny_delete)),
         ("Deny purge", flag(c.deny_purge)),
-        ("Created", output::time(&info.created)),
     ];
     if !c.description.is_empty() {
         config.insert(0, ("Description", c.description.clone()));
@@ -296,6 +295,7 @@ fn print_info(info: &StreamInfo, json: bool) {
     for (key, value) in &c.metadata {
         config.push(("Metadata", format!("{key}={value}")));
     }
+    config.push(("Created", output::time(&info.created)));
     let s = &info.state;
     let seq_at = |seq: u64, ts| {
         if s.messages == 0 {
