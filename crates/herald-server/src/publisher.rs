@@ -210,7 +210,15 @@ impl Publisher {
         let mut matched = std::mem::take(&mut self.scratch);
         self.state.router.matches_into(&msg.subject, &mut matched);
         let shown = msg.shown.as_deref().unwrap_or(&msg.subject);
-        let routed = self.route_matched(&matched, &msg.subject, shown, msg.reply.as_deref(), header_len, data, None);
+        let routed = self.route_matched(
+            &matched,
+            &msg.subject,
+            shown,
+            msg.reply.as_deref(),
+            header_len,
+            data,
+            None,
+        );
         self.scratch = matched;
         routed
     }

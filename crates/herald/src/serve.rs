@@ -122,6 +122,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let server = Server::start(config).await?;
+        // Handlers first: a signal sent as soon as the banner is out must
+        // find them installed (it would kill the process otherwise).
+        let stop = stop_signals()?;
         let mut stdout = std::io::stdout().lock();
         writeln!(
             stdout,
@@ -132,20 +135,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         writeln!(stdout, "herald monitoring on http://{}", server.http_addr())?;
         stdout.flush()?;
         drop(stdout);
-        wait_for_signal().await?;
+        stop.await;
         tracing::info!("shutting down");
         server.shutdown().await;
         anyhow::Ok(())
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Installs the SIGTERM and SIGINT handlers; the future completes on either.
+fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

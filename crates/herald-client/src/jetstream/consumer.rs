@@ -7,7 +7,9 @@ use herald_protocol::jetstream::api::{
     ConsumerAction, ConsumerListResponse, ConsumerNamesResponse, ConsumersRequest, CreateConsumerRequest,
     DeleteResponse,
 };
-use herald_protocol::jetstream::{AckBody, AckMetadata, ConsumerConfig, ConsumerInfo, NextRequest, Timestamp};
+use herald_protocol::jetstream::{
+    AckBody, AckMetadata, ConsumerConfig, ConsumerInfo, NextRequest, Timestamp,
+};
 use herald_protocol::Headers;
 use tokio::time::Instant;
 

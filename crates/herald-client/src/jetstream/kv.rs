@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream as _;
-use herald_protocol::jetstream::config::{AckPolicy, DeliverPolicy, DiscardPolicy, ReplayPolicy, StorageType};
+use herald_protocol::jetstream::config::{
+    AckPolicy, DeliverPolicy, DiscardPolicy, ReplayPolicy, StorageType,
+};
 use herald_protocol::jetstream::headers as js_headers;
 use herald_protocol::jetstream::{ConsumerConfig, StreamConfig, Timestamp};
 use herald_protocol::Headers;
@@ -364,7 +366,12 @@ impl Kv {
         let mut headers = Headers::new();
         headers.append(KV_OPERATION, "DEL");
         self.js
-            .publish_with(&self.subject(key)?, Some(&headers), b"", PublishOptions::default())
+            .publish_with(
+                &self.subject(key)?,
+                Some(&headers),
+                b"",
+                PublishOptions::default(),
+            )
             .await
             .map(|_| ())
     }
@@ -375,7 +382,12 @@ impl Kv {
         headers.append(KV_OPERATION, "PURGE");
         headers.append(js_headers::ROLLUP, js_headers::ROLLUP_SUBJECT);
         self.js
-            .publish_with(&self.subject(key)?, Some(&headers), b"", PublishOptions::default())
+            .publish_with(
+                &self.subject(key)?,
+                Some(&headers),
+                b"",
+                PublishOptions::default(),
+            )
             .await
             .map(|_| ())
     }
@@ -386,7 +398,9 @@ impl Kv {
     /// until the server says none is pending or as many as the consumer had
     /// when created have arrived.
     pub async fn keys(&self) -> Result<Vec<String>> {
-        let (mut sub, total) = self.push_consumer(">", DeliverPolicy::LastPerSubject, true).await?;
+        let (mut sub, total) = self
+            .push_consumer(">", DeliverPolicy::LastPerSubject, true)
+            .await?;
         let mut keys = Vec::new();
         let mut left = total;
         let mut received = 0;

@@ -194,7 +194,11 @@ impl JetStream {
 
     async fn request_unchecked(&self, api: &str, body: &[u8]) -> Result<Bytes> {
         let subject = self.api_subject(api);
-        match self.client.request_with_timeout(&subject, body, self.timeout).await {
+        match self
+            .client
+            .request_with_timeout(&subject, body, self.timeout)
+            .await
+        {
             Ok(reply) => Ok(reply.payload),
             Err(Error::NoResponders { subject }) => Err(Error::JetStreamNotEnabled { subject }),
             Err(e) => Err(e),

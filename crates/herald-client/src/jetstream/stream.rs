@@ -2,9 +2,8 @@
 
 use bytes::Bytes;
 use herald_protocol::jetstream::api::{
-    DeleteResponse, MsgDeleteRequest, MsgGetRequest, MsgGetResponse, StoredMsg,
-    StreamInfoResponse, StreamListResponse, StreamNamesRequest, StreamNamesResponse, StreamPurgeRequest,
-    StreamPurgeResponse,
+    DeleteResponse, MsgDeleteRequest, MsgGetRequest, MsgGetResponse, StoredMsg, StreamInfoResponse,
+    StreamListResponse, StreamNamesRequest, StreamNamesResponse, StreamPurgeRequest, StreamPurgeResponse,
 };
 use herald_protocol::jetstream::headers as js_headers;
 use herald_protocol::jetstream::{StreamConfig, StreamInfo, Timestamp};
@@ -52,10 +51,7 @@ impl StreamMessage {
             None => {}
             Some(404) => return Ok(None),
             Some(code) => {
-                let description = message
-                    .headers
-                    .and_then(|h| h.description)
-                    .unwrap_or_default();
+                let description = message.headers.and_then(|h| h.description).unwrap_or_default();
                 return Err(Error::JetStreamStatus { code, description });
             }
         }
@@ -213,7 +209,9 @@ impl JetStream {
 
     async fn msg_get(&self, stream: &str, request: MsgGetRequest) -> Result<StreamMessage> {
         check_name("stream", stream)?;
-        let response: MsgGetResponse = self.request(&format!("STREAM.MSG.GET.{stream}"), &request).await?;
+        let response: MsgGetResponse = self
+            .request(&format!("STREAM.MSG.GET.{stream}"), &request)
+            .await?;
         StreamMessage::from_stored(response.message)
     }
 

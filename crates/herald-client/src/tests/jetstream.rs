@@ -39,7 +39,10 @@ async fn next_pub(conn: &mut Conn) -> (String, Option<String>, Option<Headers>, 
 async fn inbox_sid(conn: &mut Conn) -> String {
     match conn.expect(|op| matches!(op, Op::Sub { .. })).await {
         Op::Sub { subject, sid, .. } => {
-            assert!(subject.starts_with("_INBOX.") && subject.ends_with(".*"), "{subject}");
+            assert!(
+                subject.starts_with("_INBOX.") && subject.ends_with(".*"),
+                "{subject}"
+            );
             sid
         }
         _ => unreachable!(),
@@ -47,7 +50,14 @@ async fn inbox_sid(conn: &mut Conn) -> String {
 }
 
 /// Sends `HMSG` with a header block and payload.
-async fn hmsg(conn: &mut Conn, subject: &str, sid: &str, reply: Option<&str>, headers: &[u8], payload: &[u8]) {
+async fn hmsg(
+    conn: &mut Conn,
+    subject: &str,
+    sid: &str,
+    reply: Option<&str>,
+    headers: &[u8],
+    payload: &[u8],
+) {
     let mut data = headers.to_vec();
     data.extend_from_slice(payload);
     let mut out = Vec::new();
@@ -79,12 +89,16 @@ async fn publish_with_options_sends_headers_and_reads_the_ack_or_error() {
                 expected_last_subject_seq: Some(2),
                 expected_last_msg_id: Some("id-0".into()),
             };
-            js.publish_with("orders.new", Some(&headers), "body", options).await
+            js.publish_with("orders.new", Some(&headers), "body", options)
+                .await
         }
     });
     let sid = inbox_sid(&mut conn).await;
     let (subject, reply, headers, payload) = next_pub(&mut conn).await;
-    assert_eq!((subject.as_str(), payload.as_slice()), ("orders.new", &b"body"[..]));
+    assert_eq!(
+        (subject.as_str(), payload.as_slice()),
+        ("orders.new", &b"body"[..])
+    );
     let headers = headers.expect("headers sent");
     let pairs: Vec<(&str, &str)> = headers.iter().collect();
     assert_eq!(
@@ -99,8 +113,13 @@ async fn publish_with_options_sends_headers_and_reads_the_ack_or_error() {
         ]
     );
     let reply = reply.expect("publish waits for an ack");
-    conn.msg(&reply, &sid, None, br#"{"stream":"ORDERS","seq":5,"duplicate":true}"#)
-        .await;
+    conn.msg(
+        &reply,
+        &sid,
+        None,
+        br#"{"stream":"ORDERS","seq":5,"duplicate":true}"#,
+    )
+    .await;
     let ack = within("ack", publishing).await.unwrap().unwrap();
     assert_eq!(
         ack,
@@ -170,7 +189,10 @@ async fn api_requests_use_the_documented_subjects_and_bodies() {
     let request: CreateConsumerRequest = serde_json::from_slice(&payload).unwrap();
     assert_eq!(request.stream_name, "ORDERS");
     let config = request.config.unwrap();
-    assert_eq!((config.durable_name.as_str(), config.ack_policy), ("worker", AckPolicy::Explicit));
+    assert_eq!(
+        (config.durable_name.as_str(), config.ack_policy),
+        ("worker", AckPolicy::Explicit)
+    );
     conn.msg(
         &reply.unwrap(),
         &sid,
@@ -205,7 +227,10 @@ async fn fetch_collects_messages_until_the_end_status_and_acks_them() {
     assert_eq!(subject, "$JS.API.CONSUMER.MSG.NEXT.ORDERS.worker");
     assert_eq!(reply.as_deref(), Some(inbox.as_str()));
     let request: NextRequest = serde_json::from_slice(&payload).unwrap();
-    assert_eq!((request.batch, request.expires, request.no_wait), (5, 2_000_000_000, false));
+    assert_eq!(
+        (request.batch, request.expires, request.no_wait),
+        (5, 2_000_000_000, false)
+    );
 
     conn.msg(
         "orders.a",
@@ -243,7 +268,10 @@ async fn fetch_collects_messages_until_the_end_status_and_acks_them() {
     .await;
     let messages = within("fetch", fetching).await.unwrap().unwrap();
     assert_eq!(messages.len(), 2);
-    assert_eq!((messages[0].subject.as_str(), &messages[0].payload[..]), ("orders.a", &b"one"[..]));
+    assert_eq!(
+        (messages[0].subject.as_str(), &messages[0].payload[..]),
+        ("orders.a", &b"one"[..])
+    );
     assert_eq!(messages[1].header("k"), Some("v"));
     let info = messages[1].info().unwrap();
     assert_eq!(
@@ -292,7 +320,10 @@ fn replies_are_errors_successes_or_invalid() {
     assert_eq!(err.api_error().unwrap().err_code, 10077);
     assert!(!err.is_wrong_last_sequence());
     let err = parse_response::<PubAck>(b"not json").unwrap_err();
-    assert!(matches!(&err, Error::InvalidResponse(text) if text.contains("not json")), "{err:?}");
+    assert!(
+        matches!(&err, Error::InvalidResponse(text) if text.contains("not json")),
+        "{err:?}"
+    );
 }
 
 fn delivery(subject: &str, reply: &str, headers: Option<&[u8]>, payload: &[u8]) -> Message {
@@ -308,27 +339,47 @@ fn delivery(subject: &str, reply: &str, headers: Option<&[u8]>, payload: &[u8]) 
 
 #[test]
 fn kv_entries_decode_operation_revision_and_key() {
-    let put = delivery("$KV.cfg.a.b", "$JS.ACK.KV_cfg.w.1.7.1.1700000000000000000.2", None, b"v1");
+    let put = delivery(
+        "$KV.cfg.a.b",
+        "$JS.ACK.KV_cfg.w.1.7.1.1700000000000000000.2",
+        None,
+        b"v1",
+    );
     let entry = Entry::from_delivery("cfg", &put).unwrap();
     assert_eq!(
-        (entry.key.as_str(), &entry.value[..], entry.revision, entry.delta, entry.operation),
+        (
+            entry.key.as_str(),
+            &entry.value[..],
+            entry.revision,
+            entry.delta,
+            entry.operation
+        ),
         ("a.b", &b"v1"[..], 7, 2, Operation::Put)
     );
-    assert_eq!(entry.created, Timestamp::from_unix_nanos(1_700_000_000_000_000_000));
+    assert_eq!(
+        entry.created,
+        Timestamp::from_unix_nanos(1_700_000_000_000_000_000)
+    );
     let del = delivery(
         "$KV.cfg.a",
         "$JS.ACK._.H.KV_cfg.w.1.8.2.1.0.tok",
         Some(b"NATS/1.0\r\nKV-Operation: DEL\r\n\r\n"),
         b"",
     );
-    assert_eq!(Entry::from_delivery("cfg", &del).unwrap().operation, Operation::Delete);
+    assert_eq!(
+        Entry::from_delivery("cfg", &del).unwrap().operation,
+        Operation::Delete
+    );
     let purge = delivery(
         "$KV.cfg.a",
         "$JS.ACK.KV_cfg.w.1.9.3.1.0",
         Some(b"NATS/1.0\r\nKV-Operation: PURGE\r\nNats-Rollup: sub\r\n\r\n"),
         b"",
     );
-    assert_eq!(Entry::from_delivery("cfg", &purge).unwrap().operation, Operation::Purge);
+    assert_eq!(
+        Entry::from_delivery("cfg", &purge).unwrap().operation,
+        Operation::Purge
+    );
     let marker = Headers::parse(b"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\n\r\n").unwrap();
     assert_eq!(Operation::of(Some(&marker)), Operation::Purge);
     assert!(Entry::from_delivery("other", &put).is_err());
@@ -346,13 +397,26 @@ fn kv_entries_decode_operation_revision_and_key() {
     assert_eq!((message.subject.as_str(), message.sequence), ("$KV.cfg.k", 12));
     assert_eq!(message.time.to_rfc3339(), "2024-05-06T07:08:09.5Z");
     let entry = Entry::from_stream_message("cfg", message.clone()).unwrap();
-    assert_eq!((entry.key.as_str(), entry.revision, entry.operation), ("k", 12, Operation::Delete));
+    assert_eq!(
+        (entry.key.as_str(), entry.revision, entry.operation),
+        ("k", 12, Operation::Delete)
+    );
     let stored = message.to_stored();
     assert_eq!(StreamMessage::from_stored(stored).unwrap(), message);
 
-    let not_found = delivery("_INBOX.x.1", "r", Some(b"NATS/1.0 404 Message Not Found\r\n\r\n"), b"");
+    let not_found = delivery(
+        "_INBOX.x.1",
+        "r",
+        Some(b"NATS/1.0 404 Message Not Found\r\n\r\n"),
+        b"",
+    );
     assert_eq!(StreamMessage::from_direct(not_found).unwrap(), None);
-    let bad = delivery("_INBOX.x.1", "r", Some(b"NATS/1.0 408 Empty Request\r\n\r\n"), b"");
+    let bad = delivery(
+        "_INBOX.x.1",
+        "r",
+        Some(b"NATS/1.0 408 Empty Request\r\n\r\n"),
+        b"",
+    );
     assert!(matches!(
         StreamMessage::from_direct(bad),
         Err(Error::JetStreamStatus { code: 408, .. })
@@ -364,7 +428,10 @@ fn kv_entries_decode_operation_revision_and_key() {
         ..Default::default()
     };
     let entry = Entry::from_stream_message("cfg", StreamMessage::from_stored(stored).unwrap()).unwrap();
-    assert_eq!((entry.key.as_str(), &entry.value[..], entry.operation), ("x", &b"v"[..], Operation::Put));
+    assert_eq!(
+        (entry.key.as_str(), &entry.value[..], entry.operation),
+        ("x", &b"v"[..], Operation::Put)
+    );
 }
 
 #[test]
@@ -375,7 +442,13 @@ fn kv_bucket_config_matches_nats_clients() {
     assert_eq!(config.max_msgs_per_subject, 5);
     assert!(config.allow_rollup_hdrs && config.deny_delete && config.allow_direct && !config.deny_purge);
     assert_eq!(config.discard, DiscardPolicy::New);
-    assert_eq!(KvConfig::new("cfg", 0).to_stream_config().unwrap().max_msgs_per_subject, 1);
+    assert_eq!(
+        KvConfig::new("cfg", 0)
+            .to_stream_config()
+            .unwrap()
+            .max_msgs_per_subject,
+        1
+    );
     assert!(KvConfig::new("cfg", 65).to_stream_config().is_err());
     assert!(KvConfig::new("a.b", 1).to_stream_config().is_err());
     assert!(check_bucket("my-bucket_1").is_ok());
@@ -396,13 +469,19 @@ fn pull_requests_and_statuses() {
         r#"{"expires":1500000000,"batch":10}"#
     );
     let request = next_request(1, Duration::ZERO);
-    assert_eq!(serde_json::to_string(&request).unwrap(), r#"{"batch":1,"no_wait":true}"#);
+    assert_eq!(
+        serde_json::to_string(&request).unwrap(),
+        r#"{"batch":1,"no_wait":true}"#
+    );
 
     let status = |block: &[u8]| PullEvent::of(&delivery("_INBOX.a", "r", Some(block), b""));
     assert_eq!(status(b"NATS/1.0 404 No Messages\r\n\r\n"), PullEvent::End);
     assert_eq!(status(b"NATS/1.0 408 Request Timeout\r\n\r\n"), PullEvent::End);
     assert_eq!(status(b"NATS/1.0 409 Batch Completed\r\n\r\n"), PullEvent::End);
-    assert_eq!(status(b"NATS/1.0 100 Idle Heartbeat\r\n\r\n"), PullEvent::Heartbeat);
+    assert_eq!(
+        status(b"NATS/1.0 100 Idle Heartbeat\r\n\r\n"),
+        PullEvent::Heartbeat
+    );
     assert_eq!(status(b"NATS/1.0 503\r\n\r\n"), PullEvent::NoResponders);
     assert_eq!(
         status(b"NATS/1.0 409 Consumer is push based\r\n\r\n"),

@@ -71,7 +71,12 @@ async fn streams_are_created_listed_read_purged_and_deleted() {
     listed.sort();
     assert_eq!(listed, ["AUDIT", "ORDERS"]);
 
-    for (subject, body) in [("orders.a", "1"), ("orders.b", "2"), ("orders.a", "3"), ("orders.b", "4")] {
+    for (subject, body) in [
+        ("orders.a", "1"),
+        ("orders.b", "2"),
+        ("orders.a", "3"),
+        ("orders.b", "4"),
+    ] {
         js.publish(subject, body).await.unwrap();
     }
     let mut headers = Headers::new();
@@ -83,7 +88,10 @@ async fn streams_are_created_listed_read_purged_and_deleted() {
     assert_eq!((info.state.messages, info.state.last_seq), (5, 5));
 
     let message = js.get_message("ORDERS", 2).await.unwrap();
-    assert_eq!((message.subject.as_str(), &message.payload[..]), ("orders.b", &b"2"[..]));
+    assert_eq!(
+        (message.subject.as_str(), &message.payload[..]),
+        ("orders.b", &b"2"[..])
+    );
     let last = js.get_last_message("ORDERS", "orders.a").await.unwrap();
     assert_eq!((last.sequence, &last.payload[..]), (3, &b"3"[..]));
     let with_headers = js.get_message("ORDERS", 5).await.unwrap();
@@ -120,7 +128,11 @@ async fn streams_are_created_listed_read_purged_and_deleted() {
     js.delete_stream("ORDERS").await.unwrap();
     let err = js.stream_info("ORDERS").await.unwrap_err();
     assert!(err.is_stream_not_found(), "{err:?}");
-    assert!(js.delete_stream("ORDERS").await.unwrap_err().is_stream_not_found());
+    assert!(js
+        .delete_stream("ORDERS")
+        .await
+        .unwrap_err()
+        .is_stream_not_found());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,14 +142,23 @@ async fn publish_acks_deduplicates_and_checks_expected_sequences() {
     js.create_stream(stream("EVENTS", &["events.>"])).await.unwrap();
 
     let ack = js.publish("events.a", "one").await.unwrap();
-    assert_eq!((ack.stream.as_str(), ack.seq, ack.duplicate), ("EVENTS", 1, false));
+    assert_eq!(
+        (ack.stream.as_str(), ack.seq, ack.duplicate),
+        ("EVENTS", 1, false)
+    );
 
     let dedup = |id: &str| PublishOptions {
         msg_id: Some(id.into()),
         ..Default::default()
     };
-    let first = js.publish_with("events.a", None, "two", dedup("m-2")).await.unwrap();
-    let again = js.publish_with("events.a", None, "two", dedup("m-2")).await.unwrap();
+    let first = js
+        .publish_with("events.a", None, "two", dedup("m-2"))
+        .await
+        .unwrap();
+    let again = js
+        .publish_with("events.a", None, "two", dedup("m-2"))
+        .await
+        .unwrap();
     assert_eq!((first.seq, first.duplicate), (2, false));
     assert_eq!((again.seq, again.duplicate), (2, true));
 
@@ -216,14 +237,14 @@ async fn pull_consumers_fetch_ack_nak_and_term() {
     let info = js.create_consumer("WORK", pull("worker")).await.unwrap();
     assert_eq!((info.name.as_str(), info.num_pending), ("worker", 3));
     assert_eq!(js.consumer_names("WORK").await.unwrap(), ["worker"]);
-    assert_eq!(js.consumers("WORK").await.unwrap()[0].config.ack_policy, AckPolicy::Explicit);
+    assert_eq!(
+        js.consumers("WORK").await.unwrap()[0].config.ack_policy,
+        AckPolicy::Explicit
+    );
 
-    let messages = within(
-        "fetch",
-        js.fetch("WORK", "worker", 3, Duration::from_secs(5)),
-    )
-    .await
-    .unwrap();
+    let messages = within("fetch", js.fetch("WORK", "worker", 3, Duration::from_secs(5)))
+        .await
+        .unwrap();
     assert_eq!(messages.len(), 3);
     let infos: Vec<_> = messages.iter().map(|m| m.info().unwrap()).collect();
     assert_eq!(
@@ -233,7 +254,10 @@ async fn pull_consumers_fetch_ack_nak_and_term() {
             .collect::<Vec<_>>(),
         [(1, 1, 1, 2), (2, 2, 1, 1), (3, 3, 1, 0)]
     );
-    assert_eq!((infos[0].stream.as_str(), infos[0].consumer.as_str()), ("WORK", "worker"));
+    assert_eq!(
+        (infos[0].stream.as_str(), infos[0].consumer.as_str()),
+        ("WORK", "worker")
+    );
     assert_eq!(&messages[0].payload[..], b"job 1");
     messages[0].ack().unwrap();
     messages[1].nak(None).unwrap();
@@ -294,7 +318,10 @@ async fn kv_put_get_update_delete_purge_and_keys() {
     let r1 = kv.put("mode", "fast").await.unwrap();
     assert_eq!(kv.get("mode").await.unwrap().as_deref(), Some(&b"fast"[..]));
     let entry = kv.entry("mode").await.unwrap().unwrap();
-    assert_eq!((entry.key.as_str(), entry.revision, entry.operation), ("mode", r1, Operation::Put));
+    assert_eq!(
+        (entry.key.as_str(), entry.revision, entry.operation),
+        ("mode", r1, Operation::Put)
+    );
 
     let r2 = kv.update("mode", "safe", r1).await.unwrap();
     assert!(r2 > r1);
@@ -316,13 +343,11 @@ async fn kv_put_get_update_delete_purge_and_keys() {
 
     kv.purge("level").await.unwrap();
     assert_eq!(kv.get("level").await.unwrap(), None);
-    assert_eq!(kv.entry("level").await.unwrap().unwrap().operation, Operation::Purge);
-    let messages = js
-        .stream_info("KV_cfg")
-        .await
-        .unwrap()
-        .state
-        .messages;
+    assert_eq!(
+        kv.entry("level").await.unwrap().unwrap().operation,
+        Operation::Purge
+    );
+    let messages = js.stream_info("KV_cfg").await.unwrap().state.messages;
     // mode keeps its last 3 of 4 (history), a.b 1, level only its PURGE marker.
     assert_eq!(messages, 5);
 
@@ -351,7 +376,11 @@ async fn kv_watch_delivers_initial_values_then_changes() {
     let mut initial = Vec::new();
     for _ in 0..3 {
         let entry = within("initial", history.next()).await.unwrap().unwrap();
-        initial.push((entry.key, String::from_utf8(entry.value.to_vec()).unwrap(), entry.delta));
+        initial.push((
+            entry.key,
+            String::from_utf8(entry.value.to_vec()).unwrap(),
+            entry.delta,
+        ));
     }
     assert_eq!(
         initial,
@@ -368,9 +397,15 @@ async fn kv_watch_delivers_initial_values_then_changes() {
     kv.delete("b.x").await.unwrap();
 
     let y = within("b.y", b_only.next()).await.unwrap().unwrap();
-    assert_eq!((y.key.as_str(), &y.value[..], y.operation), ("b.y", &b"5"[..], Operation::Put));
+    assert_eq!(
+        (y.key.as_str(), &y.value[..], y.operation),
+        ("b.y", &b"5"[..], Operation::Put)
+    );
     let deleted = within("b.x deleted", b_only.next()).await.unwrap().unwrap();
-    assert_eq!((deleted.key.as_str(), deleted.operation), ("b.x", Operation::Delete));
+    assert_eq!(
+        (deleted.key.as_str(), deleted.operation),
+        ("b.x", Operation::Delete)
+    );
 
     let mut changes = Vec::new();
     for _ in 0..3 {
@@ -411,7 +446,11 @@ async fn kv_watch_deltas_count_only_the_latest_revisions() {
     }
     assert_eq!(
         seen,
-        [("b".to_string(), 1, 2), ("a".to_string(), 3, 1), ("c".to_string(), 4, 0)],
+        [
+            ("b".to_string(), 1, 2),
+            ("a".to_string(), 3, 1),
+            ("c".to_string(), 4, 0)
+        ],
         "delta: latest entries still to come"
     );
     let mut keys = within("keys", kv.keys()).await.unwrap();

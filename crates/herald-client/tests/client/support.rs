@@ -5,8 +5,8 @@
 //!   127.0.0.1 --port <p> --http-port 0 --data-dir <tmp> --log-level warn`;
 //! - `HERALD_TEST_NATS_SERVER`: a reference nats-server, run as
 //!   `nats-server -a 127.0.0.1 -p <p> -js -sd <tmp>` (JetStream on, for the
-//!   JetStream tests; `.ci/run` runs the suite once more
-//!   this way, so the SDK is also checked against the reference server);
+//!   JetStream tests; `.ci/run` runs the suite once more this way, so the
+//!   SDK is also checked against the reference server);
 //! - otherwise the workspace's own `herald`, next to this test executable
 //!   (`cargo test --workspace` builds it before running any test).
 //!

@@ -95,7 +95,12 @@ impl<'a> AckMetadata<'a> {
         // Byte scan: acks are parsed once per delivery, and `str::split`
         // costs more than the rest of the ack path.
         let mut start = 0;
-        for (i, &b) in rest.as_bytes().iter().enumerate().chain(std::iter::once((rest.len(), &b'.'))) {
+        for (i, &b) in rest
+            .as_bytes()
+            .iter()
+            .enumerate()
+            .chain(std::iter::once((rest.len(), &b'.')))
+        {
             if b == b'.' {
                 if count - 2 < tokens.len() {
                     tokens[count - 2] = &rest[start..i];

@@ -142,8 +142,7 @@ impl ConsumerInner {
                 let mut stream = shared.stream.inner.lock();
                 if undelivered.is_none() {
                     // Counted once per pump, then kept up to date.
-                    let from = self.machine.next_stream_seq();
-                    undelivered = Some(stream.store.count_matching(from, &self.settings.filter));
+                    undelivered = Some(self.undelivered(&stream));
                 }
                 match next {
                     Next::Redeliver { stream_seq } => match stream.store.get(stream_seq) {
@@ -312,14 +311,19 @@ impl ConsumerInner {
 
     /// Messages not yet delivered that match the filter (for info).
     pub fn num_pending(&self, shared: &ConsumerShared) -> u64 {
-        let stream = shared.stream.inner.lock();
+        self.undelivered(&*shared.stream.inner.lock())
+    }
+
+    /// Messages not yet delivered that match the filter, with the stream
+    /// locked: for `last_per_subject`, only the last message of each subject
+    /// counts up to the boundary.
+    fn undelivered(&self, stream: &super::stream::StreamInner) -> u64 {
         let from = self.machine.next_stream_seq();
         let filter = &self.settings.filter;
         let until = self.last_per_subject_until;
         if until < from {
             return stream.store.count_matching(from, filter);
         }
-        // Only the last message of each subject counts up to the boundary.
         let lasts = stream
             .store
             .subject_counts(filter)

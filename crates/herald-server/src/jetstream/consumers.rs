@@ -108,6 +108,11 @@ pub(crate) fn consumer_settings(
             "consumer delivery policy is deliver by start sequence, but optional start sequence is not set",
         ));
     }
+    if config.deliver_policy == DeliverPolicy::LastPerSubject && filters.is_empty() {
+        return Err(invalid(
+            "consumer delivery policy is deliver last per subject, but optional filter subject is not set",
+        ));
+    }
     if config.deliver_policy == DeliverPolicy::ByStartTime && config.opt_start_time.is_none() {
         return Err(invalid(
             "consumer delivery policy is deliver by start time, but optional start time is not set",

@@ -228,7 +228,9 @@ impl JetStream {
                 }
             }
         }
-        stream.no_ack.store(settings.no_ack, std::sync::atomic::Ordering::Relaxed);
+        stream
+            .no_ack
+            .store(settings.no_ack, std::sync::atomic::Ordering::Relaxed);
         inner.set_settings(config, settings);
         drop(inner);
         stream.wake_consumers();

@@ -292,7 +292,10 @@ impl InternalHandler for Capture {
             Err(_) => &stream.counters.rejected,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let reply = msg.reply.filter(|_| !stream.no_ack.load(Ordering::Relaxed)).map(Bytes::copy_from_slice);
+        let reply = msg
+            .reply
+            .filter(|_| !stream.no_ack.load(Ordering::Relaxed))
+            .map(Bytes::copy_from_slice);
         let commit: Arc<dyn Commit> = stream.clone();
         match result {
             Ok(stored) => {

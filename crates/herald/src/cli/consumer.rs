@@ -10,7 +10,7 @@ use herald_client::jetstream::{
 use herald_protocol::jetstream::api::{ConsumerListResponse, DeleteResponse, Paged, LIST_PAGE_LIMIT};
 use herald_protocol::jetstream::{encode_response, ResponseType};
 
-use super::output::{self, js_error, JsCommon, JsonObject, Table};
+use super::output::{self, js_error, out, outln, JsCommon, JsonObject, Table};
 use super::{connect_url, parse_duration, runtime};
 
 /// Metadata key Herald reads a consumer's dead-letter subject from.
@@ -28,7 +28,7 @@ pub struct ConsumerArgs {
 #[derive(Debug, clap::Subcommand)]
 enum ConsumerCommand {
     /// Create (or update) a durable consumer.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List a stream's consumers.
     #[command(alias = "list")]
     Ls {
@@ -162,7 +162,7 @@ pub fn run_consumer(args: ConsumerArgs) -> anyhow::Result<()> {
         let js = client.jetstream();
         let json = args.common.json;
         let result = match args.command {
-            ConsumerCommand::Add(add) => consumer_add(&js, add, json).await,
+            ConsumerCommand::Add(add) => consumer_add(&js, *add, json).await,
             ConsumerCommand::Ls { stream } => consumer_ls(&js, &stream, json).await,
             ConsumerCommand::Info { stream, name } => {
                 let info = js
@@ -180,7 +180,7 @@ pub fn run_consumer(args: ConsumerArgs) -> anyhow::Result<()> {
                     let body = DeleteResponse { success: true };
                     output::print_json(&encode_response(ResponseType::ConsumerDelete, &body));
                 } else {
-                    println!("Consumer {name} on stream {stream} deleted");
+                    outln!("Consumer {name} on stream {stream} deleted");
                 }
                 Ok(())
             }
@@ -229,7 +229,7 @@ async fn consumer_add(js: &JetStream, add: AddArgs, json: bool) -> anyhow::Resul
         .await
         .map_err(|e| js_error(e, &what))?;
     if !json {
-        println!("Consumer {} on stream {stream} created\n", info.name);
+        outln!("Consumer {} on stream {stream} created\n", info.name);
     }
     print_info(&info, json);
     Ok(())
@@ -252,7 +252,7 @@ async fn consumer_ls(js: &JetStream, stream: &str, json: bool) -> anyhow::Result
         return Ok(());
     }
     if consumers.is_empty() {
-        println!("No consumers on stream {stream}");
+        outln!("No consumers on stream {stream}");
         return Ok(());
     }
     let mut table = Table::new(&[
@@ -277,7 +277,7 @@ async fn consumer_ls(js: &JetStream, stream: &str, json: bool) -> anyhow::Result
             info.delivered.stream_seq.to_string(),
         ]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
     Ok(())
 }
 
@@ -359,9 +359,9 @@ fn print_info(info: &ConsumerInfo, json: bool) {
         ("Waiting pulls", info.num_waiting.to_string()),
     ];
     let title = format!("Consumer {} on stream {}", info.name, info.stream_name);
-    print!("{}", output::fields(&title, &config));
-    println!();
-    print!("{}", output::fields("State", &state));
+    out!("{}", output::fields(&title, &config));
+    outln!();
+    out!("{}", output::fields("State", &state));
 }
 
 async fn consumer_next(js: &JetStream, next: NextArgs, json: bool) -> anyhow::Result<()> {
@@ -393,7 +393,10 @@ async fn consumer_next(js: &JetStream, next: NextArgs, json: bool) -> anyhow::Re
     }
     if !json {
         match (messages.len(), ack) {
-            (0, _) => eprintln!("No messages available on {what} within {}", output::duration(next.wait)),
+            (0, _) => eprintln!(
+                "No messages available on {what} within {}",
+                output::duration(next.wait)
+            ),
             (n, true) => eprintln!("Received and acknowledged {n} message(s)"),
             (n, false) => eprintln!("Received {n} message(s), not acknowledged"),
         }
@@ -417,17 +420,22 @@ fn print_delivery(n: usize, message: &JsMessage, json: bool) -> anyhow::Result<(
             .headers("headers", message.headers.as_ref())
             .str("data", &payload)
             .finish();
-        println!("{line}");
+        outln!("{line}");
         return Ok(());
     }
-    println!(
+    outln!(
         "[#{n}] {} > {}  stream seq {}  consumer seq {}  delivered {}  pending {}",
-        info.stream, info.consumer, info.stream_seq, info.consumer_seq, info.delivered, info.pending
+        info.stream,
+        info.consumer,
+        info.stream_seq,
+        info.consumer_seq,
+        info.delivered,
+        info.pending
     );
-    println!("Subject: {}", message.subject);
-    println!("Time: {}", output::time(&info.timestamp));
-    print!("{}", output::header_lines(message.headers.as_ref()));
-    println!("\n{payload}\n");
+    outln!("Subject: {}", message.subject);
+    outln!("Time: {}", output::time(&info.timestamp));
+    out!("{}", output::header_lines(message.headers.as_ref()));
+    outln!("\n{payload}\n");
     Ok(())
 }
 

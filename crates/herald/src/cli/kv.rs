@@ -3,7 +3,7 @@
 use anyhow::{bail, Context as _};
 use herald_client::jetstream::{Entry, JetStream, Kv, Operation};
 
-use super::output::{self, js_error, JsCommon, JsonObject, Table};
+use super::output::{self, js_error, out, outln, JsCommon, JsonObject, Table};
 use super::{connect_url, runtime};
 
 /// Options of `herald kv`.
@@ -105,7 +105,14 @@ async fn open(js: &JetStream, bucket: &str) -> anyhow::Result<Kv> {
     }
 }
 
-async fn kv_put(js: &JetStream, bucket: &str, key: &str, value: &str, history: i64, json: bool) -> anyhow::Result<()> {
+async fn kv_put(
+    js: &JetStream,
+    bucket: &str,
+    key: &str,
+    value: &str,
+    history: i64,
+    json: bool,
+) -> anyhow::Result<()> {
     let kv = match js.kv(bucket).await {
         Ok(kv) => kv,
         Err(e) if e.is_stream_not_found() => {
@@ -130,9 +137,9 @@ async fn kv_put(js: &JetStream, bucket: &str, key: &str, value: &str, history: i
             .str("key", key)
             .num("revision", revision)
             .finish();
-        println!("{line}");
+        outln!("{line}");
     } else {
-        println!("{bucket} > {key} = {value} (revision {revision})");
+        outln!("{bucket} > {key} = {value} (revision {revision})");
     }
     Ok(())
 }
@@ -157,16 +164,16 @@ async fn kv_get(js: &JetStream, bucket: &str, key: &str, raw: bool, json: bool) 
         bail!("key not found: {what}");
     };
     if json {
-        println!("{}", entry_json(&entry));
+        outln!("{}", entry_json(&entry));
     } else if raw {
-        println!("{}", String::from_utf8_lossy(&entry.value));
+        outln!("{}", String::from_utf8_lossy(&entry.value));
     } else {
-        println!(
+        outln!(
             "{what}  revision {}  created {}\n",
             entry.revision,
             output::time(&entry.created)
         );
-        println!("{}", String::from_utf8_lossy(&entry.value));
+        outln!("{}", String::from_utf8_lossy(&entry.value));
     }
     Ok(())
 }
@@ -174,25 +181,39 @@ async fn kv_get(js: &JetStream, bucket: &str, key: &str, raw: bool, json: bool) 
 async fn kv_del(js: &JetStream, bucket: &str, key: &str, purge: bool, json: bool) -> anyhow::Result<()> {
     let kv = open(js, bucket).await?;
     let what = format!("{bucket} > {key}");
-    let result = if purge { kv.purge(key).await } else { kv.delete(key).await };
+    let result = if purge {
+        kv.purge(key).await
+    } else {
+        kv.delete(key).await
+    };
     result.map_err(|e| js_error(e, &what))?;
-    let operation = if purge { Operation::Purge } else { Operation::Delete };
+    let operation = if purge {
+        Operation::Purge
+    } else {
+        Operation::Delete
+    };
     if json {
         let line = JsonObject::new()
             .str("bucket", bucket)
             .str("key", key)
             .str("operation", operation.as_str())
             .finish();
-        println!("{line}");
+        outln!("{line}");
     } else if purge {
-        println!("Purged {what}");
+        outln!("Purged {what}");
     } else {
-        println!("Deleted {what}");
+        outln!("Deleted {what}");
     }
     Ok(())
 }
 
-async fn kv_watch(js: &JetStream, bucket: &str, pattern: &str, count: Option<u64>, json: bool) -> anyhow::Result<()> {
+async fn kv_watch(
+    js: &JetStream,
+    bucket: &str,
+    pattern: &str,
+    count: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
     let kv = open(js, bucket).await?;
     let mut watch = kv
         .watch_with_history(pattern)
@@ -211,13 +232,13 @@ async fn kv_watch(js: &JetStream, bucket: &str, pattern: &str, count: Option<u64
         let entry = entry.context("invalid watch entry")?;
         seen += 1;
         if json {
-            println!("{}", entry_json(&entry));
+            outln!("{}", entry_json(&entry));
         } else {
             let value = match entry.operation {
                 Operation::Put => format!(": {}", String::from_utf8_lossy(&entry.value)),
                 _ => String::new(),
             };
-            println!(
+            outln!(
                 "[{}] {} {bucket} > {}{value} (revision {})",
                 output::time(&entry.created),
                 entry.operation,
@@ -239,12 +260,12 @@ async fn kv_keys(js: &JetStream, bucket: &str, json: bool) -> anyhow::Result<()>
             .str("bucket", bucket)
             .raw("keys", &format!("[{}]", keys.join(",")))
             .finish();
-        println!("{line}");
+        outln!("{line}");
     } else if keys.is_empty() {
         eprintln!("No keys in bucket {bucket}");
     } else {
         for key in keys {
-            println!("{key}");
+            outln!("{key}");
         }
     }
     Ok(())
@@ -259,11 +280,16 @@ async fn kv_buckets(js: &JetStream, json: bool) -> anyhow::Result<()> {
     buckets.sort_by(|a, b| a.0.cmp(&b.0));
     if json {
         let names: Vec<String> = buckets.iter().map(|(b, _)| output::json_string(b)).collect();
-        println!("{}", JsonObject::new().raw("buckets", &format!("[{}]", names.join(","))).finish());
+        outln!(
+            "{}",
+            JsonObject::new()
+                .raw("buckets", &format!("[{}]", names.join(",")))
+                .finish()
+        );
         return Ok(());
     }
     if buckets.is_empty() {
-        println!("No buckets defined");
+        outln!("No buckets defined");
         return Ok(());
     }
     let mut table = Table::new(&["Bucket", ">History", ">Values", ">Bytes"]);
@@ -275,6 +301,6 @@ async fn kv_buckets(js: &JetStream, json: bool) -> anyhow::Result<()> {
             output::bytes(info.state.bytes),
         ]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
     Ok(())
 }

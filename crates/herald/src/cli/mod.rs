@@ -107,7 +107,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let invalid = || format!("invalid duration {text:?}; use e.g. 500ms, 2s, 1m or 1h");
     if let Some(nanos) = herald_protocol::jetstream::time::parse_go_duration(text) {
-        return u64::try_from(nanos).map(Duration::from_nanos).map_err(|_| invalid());
+        return u64::try_from(nanos)
+            .map(Duration::from_nanos)
+            .map_err(|_| invalid());
     }
     match text.parse::<f64>() {
         Ok(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),

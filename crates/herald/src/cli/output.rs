@@ -246,9 +246,40 @@ impl JsonObject {
     }
 }
 
-/// Writes `text` to stdout (API JSON gets a newline).
+/// Writes to stdout; when stdout was closed (e.g. piped into `head`), ends
+/// the process quietly instead of panicking like `print!`.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// `print!` through [`write_stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `println!` through [`write_stdout`].
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {out, outln};
+
+/// Writes API JSON to stdout, with a newline.
 pub fn print_json(json: &[u8]) {
-    println!("{}", String::from_utf8_lossy(json));
+    outln!("{}", String::from_utf8_lossy(json));
 }
 
 #[cfg(test)]

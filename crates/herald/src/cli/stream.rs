@@ -14,7 +14,7 @@ use herald_protocol::jetstream::api::{
 };
 use herald_protocol::jetstream::{encode_response, ResponseType};
 
-use super::output::{self, js_error, JsCommon, Table};
+use super::output::{self, js_error, out, outln, JsCommon, Table};
 use super::{connect_url, parse_duration, runtime};
 
 /// Metadata key Herald reads a stream's sync policy from.
@@ -151,7 +151,7 @@ pub fn run_stream(args: StreamArgs) -> anyhow::Result<()> {
                     let body = DeleteResponse { success: true };
                     output::print_json(&encode_response(ResponseType::StreamDelete, &body));
                 } else {
-                    println!("Stream {name} deleted");
+                    outln!("Stream {name} deleted");
                 }
                 Ok(())
             }
@@ -173,7 +173,11 @@ fn config_of(add: AddArgs) -> anyhow::Result<StreamConfig> {
         bail!("invalid retention {:?}", add.retention);
     };
     Ok(StreamConfig {
-        subjects: add.subjects.into_iter().filter(|s| !s.trim().is_empty()).collect(),
+        subjects: add
+            .subjects
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .collect(),
         description: add.description.unwrap_or_default(),
         storage: if add.storage == "memory" {
             StorageType::Memory
@@ -210,7 +214,7 @@ async fn stream_add(js: &JetStream, add: AddArgs, json: bool) -> anyhow::Result<
     if json {
         print_info(&info, true);
     } else {
-        println!("Stream {name} created\n");
+        outln!("Stream {name} created\n");
         print_info(&info, false);
     }
     Ok(())
@@ -233,7 +237,7 @@ async fn stream_ls(js: &JetStream, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if streams.is_empty() {
-        println!("No streams defined");
+        outln!("No streams defined");
         return Ok(());
     }
     let mut table = Table::new(&[
@@ -256,7 +260,7 @@ async fn stream_ls(js: &JetStream, json: bool) -> anyhow::Result<()> {
             output::time(&info.state.last_ts),
         ]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
     Ok(())
 }
 
@@ -313,9 +317,9 @@ fn print_info(info: &StreamInfo, json: bool) {
         ("Deleted", s.num_deleted.to_string()),
         ("Consumers", s.consumer_count.to_string()),
     ];
-    print!("{}", output::fields(&format!("Stream {}", c.name), &config));
-    println!();
-    print!("{}", output::fields("State", &state));
+    out!("{}", output::fields(&format!("Stream {}", c.name), &config));
+    outln!();
+    out!("{}", output::fields("State", &state));
 }
 
 async fn stream_purge(js: &JetStream, purge: PurgeArgs, json: bool) -> anyhow::Result<()> {
@@ -329,11 +333,14 @@ async fn stream_purge(js: &JetStream, purge: PurgeArgs, json: bool) -> anyhow::R
         .await
         .map_err(|e| js_error(e, &purge.name))?;
     if json {
-        let body = StreamPurgeResponse { success: true, purged };
+        let body = StreamPurgeResponse {
+            success: true,
+            purged,
+        };
         output::print_json(&encode_response(ResponseType::StreamPurge, &body));
     } else {
         let on = purge.subject.map(|s| format!(" on {s}")).unwrap_or_default();
-        println!("Purged {purged} message(s){on} from stream {}", purge.name);
+        outln!("Purged {purged} message(s){on} from stream {}", purge.name);
     }
     Ok(())
 }
@@ -367,13 +374,16 @@ fn print_message(stream: &str, message: &StreamMessage, json: bool) {
         ("Time", output::time(&message.time)),
         ("Size", output::bytes(message.payload.len() as u64)),
     ];
-    print!(
+    out!(
         "{}",
-        output::fields(&format!("Message {} in stream {stream}", message.sequence), &fields)
+        output::fields(
+            &format!("Message {} in stream {stream}", message.sequence),
+            &fields
+        )
     );
     let headers = output::header_lines(message.headers.as_ref());
     if !headers.is_empty() {
-        println!("\n{}", headers.trim_end());
+        outln!("\n{}", headers.trim_end());
     }
-    println!("\n{}", String::from_utf8_lossy(&message.payload));
+    outln!("\n{}", String::from_utf8_lossy(&message.payload));
 }

@@ -64,14 +64,26 @@ fn cli_stream_add_ls_info_get_purge_rm() {
     let ls = ok(&server, &["stream", "ls"]);
     let lines: Vec<&str> = ls.lines().collect();
     assert_eq!(lines.len(), 3, "{ls}");
-    assert!(lines[0].starts_with("Name") && lines[0].contains("Messages"), "{ls}");
-    assert!(lines[1].starts_with("AUDIT ") && lines[2].starts_with("ORDERS "), "{ls}");
-    assert!(lines[2].contains("orders.>, returns.*") && lines[2].contains("memory"), "{ls}");
+    assert!(
+        lines[0].starts_with("Name") && lines[0].contains("Messages"),
+        "{ls}"
+    );
+    assert!(
+        lines[1].starts_with("AUDIT ") && lines[2].starts_with("ORDERS "),
+        "{ls}"
+    );
+    assert!(
+        lines[2].contains("orders.>, returns.*") && lines[2].contains("memory"),
+        "{ls}"
+    );
 
     let info = json(&ok(&server, &["stream", "info", "ORDERS", "--json"]));
     assert_eq!(info["type"], "io.nats.jetstream.api.v1.stream_info_response");
     assert_eq!(info["config"]["name"], "ORDERS");
-    assert_eq!(info["config"]["subjects"], serde_json::json!(["orders.>", "returns.*"]));
+    assert_eq!(
+        info["config"]["subjects"],
+        serde_json::json!(["orders.>", "returns.*"])
+    );
     assert_eq!(info["config"]["storage"], "memory");
     assert_eq!(info["config"]["max_age"], 3_600_000_000_000i64);
     assert_eq!(info["config"]["max_msgs_per_subject"], 10);
@@ -101,7 +113,10 @@ fn cli_stream_add_ls_info_get_purge_rm() {
     let purge = ok(&server, &["stream", "purge", "ORDERS", "--subject", "orders.new"]);
     assert!(purge.contains("Purged 2 message(s) on orders.new"), "{purge}");
     let purge = json(&ok(&server, &["stream", "purge", "ORDERS", "--json"]));
-    assert_eq!((purge["success"].as_bool(), purge["purged"].as_u64()), (Some(true), Some(1)));
+    assert_eq!(
+        (purge["success"].as_bool(), purge["purged"].as_u64()),
+        (Some(true), Some(1))
+    );
 
     assert!(ok(&server, &["stream", "rm", "ORDERS"]).contains("Stream ORDERS deleted"));
     let ls = json(&ok(&server, &["stream", "ls", "--json"]));
@@ -137,32 +152,63 @@ fn cli_consumer_add_ls_next_acks_and_info() {
     assert!(add.contains("herald.dead_letter_subject=dlq.jobs"), "{add}");
     let ls = ok(&server, &["consumer", "ls", "JOBS"]);
     let row = ls.lines().nth(1).unwrap_or_default();
-    assert!(row.starts_with("worker") && row.contains("pull") && row.contains("explicit"), "{ls}");
+    assert!(
+        row.starts_with("worker") && row.contains("pull") && row.contains("explicit"),
+        "{ls}"
+    );
 
-    let next = run(&server, &["consumer", "next", "JOBS", "worker", "--count", "2", "--wait", "2s"]);
+    let next = run(
+        &server,
+        &[
+            "consumer", "next", "JOBS", "worker", "--count", "2", "--wait", "2s",
+        ],
+    );
     assert!(next.status.success(), "{next:?}");
-    assert!(next.stdout.contains("[#1] JOBS > worker  stream seq 1"), "{}", next.stdout);
-    assert!(next.stdout.contains("job one") && next.stdout.contains("job two"), "{}", next.stdout);
+    assert!(
+        next.stdout.contains("[#1] JOBS > worker  stream seq 1"),
+        "{}",
+        next.stdout
+    );
+    assert!(
+        next.stdout.contains("job one") && next.stdout.contains("job two"),
+        "{}",
+        next.stdout
+    );
     assert!(!next.stdout.contains("job three"), "{}", next.stdout);
-    assert!(next.stderr.contains("acknowledged 2 message(s)"), "{}", next.stderr);
+    assert!(
+        next.stderr.contains("acknowledged 2 message(s)"),
+        "{}",
+        next.stderr
+    );
 
     // --no-ack leaves the third pending for redelivery; --json prints one object per message.
     let line = ok(
         &server,
-        &["consumer", "next", "JOBS", "worker", "--no-ack", "--wait", "2s", "--json"],
+        &[
+            "consumer", "next", "JOBS", "worker", "--no-ack", "--wait", "2s", "--json",
+        ],
     );
     let message = json(&line);
     assert_eq!(message["subject"], "jobs.three");
-    assert_eq!((message["stream_seq"].as_u64(), message["delivered"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(
+        (message["stream_seq"].as_u64(), message["delivered"].as_u64()),
+        (Some(3), Some(1))
+    );
     assert_eq!(message["data"], "job three");
 
     let info = json(&ok(&server, &["consumer", "info", "JOBS", "worker", "--json"]));
     assert_eq!(info["type"], "io.nats.jetstream.api.v1.consumer_info_response");
     assert_eq!(info["ack_floor"]["stream_seq"], 2);
     assert_eq!(info["num_ack_pending"], 1);
-    assert_eq!(info["config"]["metadata"]["herald.dead_letter_subject"], "dlq.jobs");
+    assert_eq!(
+        info["config"]["metadata"]["herald.dead_letter_subject"],
+        "dlq.jobs"
+    );
 
-    let empty = run(&server, &["consumer", "next", "JOBS", "worker", "--wait", "300ms"]);
+    let empty = run(
+        &server,
+        &["consumer", "next", "JOBS", "worker", "--wait", "300ms"],
+    );
     assert!(empty.status.success() && empty.stdout.is_empty(), "{empty:?}");
     assert!(empty.stderr.contains("No messages available"), "{}", empty.stderr);
     assert!(ok(&server, &["consumer", "rm", "JOBS", "worker"]).contains("deleted"));
@@ -175,7 +221,11 @@ fn cli_kv_put_get_ls_del() {
     let put = run(&server, &["kv", "put", "cfg", "mode", "fast", "--history", "5"]);
     assert!(put.status.success(), "{put:?}");
     assert_eq!(put.stdout.trim(), "cfg > mode = fast (revision 1)");
-    assert!(put.stderr.contains("Created bucket cfg (history 5)"), "{}", put.stderr);
+    assert!(
+        put.stderr.contains("Created bucket cfg (history 5)"),
+        "{}",
+        put.stderr
+    );
     ok(&server, &["kv", "put", "cfg", "mode", "safe"]);
     ok(&server, &["kv", "put", "cfg", "a.b", "nested"]);
     let info = json(&ok(&server, &["stream", "info", "KV_cfg", "--json"]));
@@ -184,10 +234,16 @@ fn cli_kv_put_get_ls_del() {
 
     assert_eq!(ok(&server, &["kv", "get", "cfg", "mode", "--raw"]), "safe\n");
     let entry = json(&ok(&server, &["kv", "get", "cfg", "mode", "--json"]));
-    assert_eq!((entry["revision"].as_u64(), entry["value"].as_str()), (Some(2), Some("safe")));
+    assert_eq!(
+        (entry["revision"].as_u64(), entry["value"].as_str()),
+        (Some(2), Some("safe"))
+    );
     assert_eq!(ok(&server, &["kv", "ls", "cfg"]), "a.b\nmode\n");
 
-    assert_eq!(ok(&server, &["kv", "del", "cfg", "mode"]).trim(), "Deleted cfg > mode");
+    assert_eq!(
+        ok(&server, &["kv", "del", "cfg", "mode"]).trim(),
+        "Deleted cfg > mode"
+    );
     let gone = run(&server, &["kv", "get", "cfg", "mode"]);
     assert_eq!(gone.status.code(), Some(1), "{gone:?}");
     assert_eq!(gone.stderr.trim(), "error: key not found: cfg > mode");
@@ -261,7 +317,10 @@ fn cli_jetstream_errors_exit_1_with_a_clear_message() {
 
     let consumer = run(&server, &["consumer", "info", "ORDERS", "nope"]);
     assert_eq!(consumer.status.code(), Some(1));
-    assert_eq!(consumer.stderr.trim(), "error: consumer not found: ORDERS > nope (10014)");
+    assert_eq!(
+        consumer.stderr.trim(),
+        "error: consumer not found: ORDERS > nope (10014)"
+    );
 
     let message = run(&server, &["stream", "get", "ORDERS", "7"]);
     assert_eq!(message.status.code(), Some(1));
@@ -277,5 +336,9 @@ fn cli_jetstream_errors_exit_1_with_a_clear_message() {
 
     let no_server = run_herald(&["stream", "ls", "--server", "nats://127.0.0.1:1"]);
     assert_eq!(no_server.status.code(), Some(1));
-    assert!(no_server.stderr.contains("connection refused"), "{}", no_server.stderr);
+    assert!(
+        no_server.stderr.contains("connection refused"),
+        "{}",
+        no_server.stderr
+    );
 }

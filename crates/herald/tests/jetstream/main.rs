@@ -16,14 +16,17 @@
 mod server;
 mod util;
 
+mod api_garbage;
 mod crash;
 mod dead_letter;
 mod errors;
 mod kv;
 mod messages;
+mod monitoring;
 mod publish;
 mod pull;
 mod push;
+mod recovery;
 mod restart;
 mod retention;
 mod streams;

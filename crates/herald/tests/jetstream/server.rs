@@ -47,6 +47,8 @@ pub struct JsServer {
     child: Option<Child>,
     /// Client port; 0 until the first start chose one.
     port: u16,
+    /// Herald's HTTP monitoring port (changes with every start; 0 for nats-server).
+    http_port: u16,
     /// Temporary root: `data/` plus one log file per start.
     dir: PathBuf,
     starts: u32,
@@ -60,6 +62,7 @@ impl JsServer {
             flavor: flavor(),
             child: None,
             port: 0,
+            http_port: 0,
             dir,
             starts: 0,
         };
@@ -70,6 +73,12 @@ impl JsServer {
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Herald's monitoring endpoint, `http://127.0.0.1:<port>` (herald only).
+    pub fn http_url(&self) -> String {
+        assert!(self.http_port != 0, "monitoring is a herald endpoint");
+        format!("http://127.0.0.1:{}", self.http_port)
     }
 
     /// The directory the server keeps its durable state in.
@@ -221,6 +230,14 @@ impl JsServer {
                             .trim()
                             .parse()
                             .unwrap_or_else(|e| panic!("cannot parse herald address in {line:?}: {e}"));
+                        // The monitoring line follows at once.
+                        if let Ok(next) = rx.recv_timeout(STARTUP_WAIT) {
+                            if let Some((_, http)) = next.split_once("monitoring on http://") {
+                                if let Ok(http) = http.trim().parse::<SocketAddr>() {
+                                    self.http_port = http.port();
+                                }
+                            }
+                        }
                         return addr.port();
                     }
                 }
