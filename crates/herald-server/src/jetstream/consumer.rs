@@ -311,7 +311,7 @@ impl ConsumerInner {
 
     /// Messages not yet delivered that match the filter (for info).
     pub fn num_pending(&self, shared: &ConsumerShared) -> u64 {
-        self.undelivered(&*shared.stream.inner.lock())
+        self.undelivered(&shared.stream.inner.lock())
     }
 
     /// Messages not yet delivered that match the filter, with the stream
