@@ -271,11 +271,7 @@ impl ConsumerInner {
             pending,
         );
         let (headers, payload) = if self.settings.headers_only {
-            let mut block = if msg.headers.is_empty() {
-                b"NATS/1.0\r\n".to_vec()
-            } else {
-                msg.headers[..msg.headers.len() - 2].to_vec()
-            };
+            let mut block = open_header_block(&msg.headers);
             block.extend_from_slice(format!("Nats-Msg-Size: {}\r\n\r\n", msg.payload.len()).as_bytes());
             (Bytes::from(block), Bytes::new())
         } else {
@@ -437,11 +433,7 @@ impl ConsumerInner {
             Ok(Some(msg)) => msg,
             _ => return,
         };
-        let mut block = if msg.headers.is_empty() {
-            b"NATS/1.0\r\n".to_vec()
-        } else {
-            msg.headers[..msg.headers.len() - 2].to_vec()
-        };
+        let mut block = open_header_block(&msg.headers);
         block.extend_from_slice(
             format!(
                 "Herald-Original-Subject: {}\r\nHerald-Original-Stream: {stream}\r\nHerald-Original-Sequence: {}\r\nHerald-Deliveries: {}\r\nHerald-Dead-Letter-Reason: {why}\r\n\r\n",
@@ -457,6 +449,22 @@ impl ConsumerInner {
             payload: msg.payload,
         });
     }
+}
+
+/// A stored header block without its final blank line, ready for more
+/// `Name: value` lines (a bare version line when the message had none).
+/// Blocks are whatever a client sent, so nothing about their ending is
+/// assumed.
+fn open_header_block(headers: &[u8]) -> Vec<u8> {
+    if headers.is_empty() {
+        return b"NATS/1.0\r\n".to_vec();
+    }
+    let mut block = headers.to_vec();
+    while block.ends_with(b"\r\n") {
+        block.truncate(block.len() - 2);
+    }
+    block.extend_from_slice(b"\r\n");
+    block
 }
 
 /// A status message (pull responses) to `reply`.
@@ -497,4 +505,20 @@ pub(crate) fn ack_subject(
     out.push(b'.');
     out.extend_from_slice(number.format(pending).as_bytes());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_header_block;
+
+    #[test]
+    fn header_blocks_of_any_shape_are_reopened_without_panicking() {
+        assert_eq!(open_header_block(b""), b"NATS/1.0\r\n");
+        assert_eq!(
+            open_header_block(b"NATS/1.0\r\nA: b\r\n\r\n"),
+            b"NATS/1.0\r\nA: b\r\n"
+        );
+        assert_eq!(open_header_block(b"x"), b"x\r\n");
+        assert_eq!(open_header_block(b"\r\n"), b"\r\n");
+    }
 }

@@ -21,8 +21,17 @@ use futures_util::StreamExt as _;
 use crate::server::is_nats_server;
 use crate::util::*;
 
-/// Kill/restart cycles in the test (the soak script runs many more).
-const CYCLES: usize = 20;
+/// Kill/restart cycles in the test; `HERALD_CRASH_CYCLES` raises it (the
+/// soak script, `scripts/soak.sh`, runs hundreds).
+const CYCLES_DEFAULT: usize = 20;
+
+fn cycles() -> usize {
+    std::env::var("HERALD_CRASH_CYCLES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CYCLES_DEFAULT)
+        .max(CYCLES_DEFAULT)
+}
 /// Concurrent publishers per cycle.
 const PUBLISHERS: usize = 4;
 
@@ -58,7 +67,8 @@ async fn acked_messages_survive_repeated_sigkill_exactly_once() {
     // Stream sequences whose ack the server confirmed (double ack).
     let consumed: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
 
-    for cycle in 0..CYCLES {
+    let cycles = cycles();
+    for cycle in 0..cycles {
         let stream = within("get stream", env.js.get_stream("CRASH"))
             .await
             .expect("stream");
@@ -125,7 +135,7 @@ async fn acked_messages_survive_repeated_sigkill_exactly_once() {
         verify(&env, &acked, &consumed, cycle).await;
     }
     assert!(
-        acked.lock().unwrap().len() > CYCLES * PUBLISHERS,
+        acked.lock().unwrap().len() > cycles * PUBLISHERS,
         "the publishers got acks in most cycles"
     );
 }
