@@ -170,11 +170,7 @@ impl Publisher {
         if subject.starts_with(ACK_PREFIX) {
             // Every ack subject is unique: caching its match would only
             // churn the cache.
-            let mut matched = std::mem::take(&mut self.scratch);
-            self.state.router.matches_into(subject, &mut matched);
-            let routed = self.route_matched(&matched, subject, subject, reply, header_len, data, origin);
-            self.scratch = matched;
-            return routed;
+            return self.route_uncached(subject, subject, reply, header_len, data, origin);
         }
         self.route_as(subject, subject, reply, header_len, data, origin)
     }
@@ -205,20 +201,20 @@ impl Publisher {
     }
 
     /// Routes a message whose subject is unlikely to be seen again (a
-    /// PubAck or API reply to a unique inbox): matched without the cache.
-    fn route_once(&mut self, msg: &OutMsg, header_len: Option<usize>, data: PubData<'_>) -> Routed {
+    /// PubAck or API reply to a unique inbox, an ack): matched into a reused
+    /// buffer, without the cache.
+    fn route_uncached(
+        &mut self,
+        subject: &[u8],
+        shown: &[u8],
+        reply: Option<&[u8]>,
+        header_len: Option<usize>,
+        data: PubData<'_>,
+        origin: Option<Origin>,
+    ) -> Routed {
         let mut matched = std::mem::take(&mut self.scratch);
-        self.state.router.matches_into(&msg.subject, &mut matched);
-        let shown = msg.shown.as_deref().unwrap_or(&msg.subject);
-        let routed = self.route_matched(
-            &matched,
-            &msg.subject,
-            shown,
-            msg.reply.as_deref(),
-            header_len,
-            data,
-            None,
-        );
+        self.state.router.matches_into(subject, &mut matched);
+        let routed = self.route_matched(&matched, subject, shown, reply, header_len, data, origin);
         self.scratch = matched;
         routed
     }
@@ -292,7 +288,7 @@ impl Publisher {
             (Some(msg.headers.len()), PubData::Shared(&frame))
         };
         if once {
-            self.route_once(msg, header_len, data)
+            self.route_uncached(&msg.subject, shown, reply, header_len, data, None)
         } else {
             self.route_as(&msg.subject, shown, reply, header_len, data, None)
         }

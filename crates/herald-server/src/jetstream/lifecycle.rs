@@ -93,17 +93,7 @@ impl JetStream {
         if new && streams.contains_key(&config.name) {
             return Err(err(Code::StreamNameExist));
         }
-        for other in streams.values() {
-            let other = other.inner.lock();
-            let overlap = other
-                .settings
-                .subjects
-                .iter()
-                .any(|a| settings.subjects.iter().any(|b| subjects_overlap(a, b)));
-            if overlap {
-                return Err(err(Code::StreamSubjectOverlap));
-            }
-        }
+        check_no_overlap(streams.values(), &config.name, &settings.subjects)?;
         let dir = self.dir.join(&config.name);
         let store: Box<dyn Store> = if settings.memory {
             Box::new(MemoryStore::new(settings.store.clone()))
@@ -145,18 +135,7 @@ impl JetStream {
             store,
             send_fn(state),
         );
-        let capture = Arc::new(Capture(stream.clone()));
-        let mut captures = Vec::new();
-        for subject in subjects {
-            let sub = Arc::new(InternalSub {
-                subject: subject.into_bytes().into(),
-                handler: capture.clone(),
-            });
-            if state.router.insert_internal(&sub).is_ok() {
-                captures.push(sub);
-            }
-        }
-        stream.inner.lock().captures = captures;
+        stream.inner.lock().captures = capture(state, &stream, &subjects);
         streams.insert(name, stream.clone());
         Ok(stream)
     }
@@ -187,17 +166,7 @@ impl JetStream {
                 ));
             }
         }
-        for other in self.streams.read().values().filter(|s| s.name != stream.name) {
-            let other = other.inner.lock();
-            let overlap = other
-                .settings
-                .subjects
-                .iter()
-                .any(|a| settings.subjects.iter().any(|b| subjects_overlap(a, b)));
-            if overlap {
-                return Err(err(Code::StreamSubjectOverlap));
-            }
-        }
+        check_no_overlap(self.streams.read().values(), &stream.name, &settings.subjects)?;
         if let Some(dir) = &stream.dir {
             persist::save_meta(
                 dir,
@@ -217,16 +186,7 @@ impl JetStream {
             for sub in inner.captures.drain(..) {
                 state.router.remove_internal(&sub);
             }
-            let capture = Arc::new(Capture(stream.clone()));
-            for subject in &settings.subjects {
-                let sub = Arc::new(InternalSub {
-                    subject: subject.clone().into_bytes().into(),
-                    handler: capture.clone(),
-                });
-                if state.router.insert_internal(&sub).is_ok() {
-                    inner.captures.push(sub);
-                }
-            }
+            inner.captures = capture(state, &stream, &settings.subjects);
         }
         stream
             .no_ack
@@ -276,6 +236,43 @@ fn open_file_store(
 ) -> Result<(Box<dyn Store>, herald_storage::Recovery), herald_storage::StoreError> {
     let (store, recovery) = FileStore::open(dir, config)?;
     Ok((Box::new(store), recovery))
+}
+
+/// Refuses subjects that overlap those of another stream than `name`.
+fn check_no_overlap<'a>(
+    streams: impl Iterator<Item = &'a Arc<Stream>>,
+    name: &str,
+    subjects: &[String],
+) -> Result<(), JsError> {
+    for other in streams.filter(|s| s.name != name) {
+        let other = other.inner.lock();
+        let overlap = other
+            .settings
+            .subjects
+            .iter()
+            .any(|a| subjects.iter().any(|b| subjects_overlap(a, b)));
+        if overlap {
+            return Err(err(Code::StreamSubjectOverlap));
+        }
+    }
+    Ok(())
+}
+
+/// Subscribes the stream to its subjects (the router's internal
+/// subscriptions that store what is published there).
+fn capture(state: &ServerState, stream: &Arc<Stream>, subjects: &[String]) -> Vec<Arc<InternalSub>> {
+    let handler = Arc::new(Capture(stream.clone()));
+    let mut captures = Vec::new();
+    for subject in subjects {
+        let sub = Arc::new(InternalSub {
+            subject: subject.as_bytes().into(),
+            handler: handler.clone(),
+        });
+        if state.router.insert_internal(&sub).is_ok() {
+            captures.push(sub);
+        }
+    }
+    captures
 }
 
 fn store_failed(dir: &Path, e: &std::io::Error) -> JsError {

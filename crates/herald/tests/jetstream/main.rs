@@ -25,6 +25,7 @@ mod messages;
 mod monitoring;
 mod publish;
 mod pull;
+mod pull_delivery;
 mod push;
 mod recovery;
 mod restart;
