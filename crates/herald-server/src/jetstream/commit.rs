@@ -20,22 +20,28 @@ struct Queue {
     closed: bool,
 }
 
-/// The group commit thread of one stream; stops when dropped.
+/// The group commit thread of one stream, started on first use (most
+/// streams never sync on every publish, and KV buckets are streams too);
+/// stops when dropped.
 pub(crate) struct Committer {
     shared: Arc<(Mutex<Queue>, Condvar)>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// What the thread needs, until it is started.
+    pending_start: Mutex<Option<(Weak<Stream>, SendFn)>>,
 }
 
 impl Committer {
-    pub fn new() -> Committer {
+    /// A committer for `stream`, whose PubAcks `send` routes.
+    pub fn new(stream: Weak<Stream>, send: SendFn) -> Committer {
         Committer {
             shared: Arc::default(),
             thread: Mutex::new(None),
+            pending_start: Mutex::new(Some((stream, send))),
         }
     }
 
     /// Starts the thread; it holds the stream weakly.
-    pub fn start(&self, stream: Weak<Stream>, mut send: SendFn) {
+    fn start(&self, stream: Weak<Stream>, mut send: SendFn) {
         let shared = self.shared.clone();
         let name = stream.upgrade().map(|s| s.name.clone()).unwrap_or_default();
         let spawned = std::thread::Builder::new()
@@ -79,6 +85,9 @@ impl Committer {
 
     /// Queues PubAcks to send after the next fsync.
     pub fn enqueue(&self, acks: Vec<OutMsg>) {
+        if let Some((stream, send)) = self.pending_start.lock().take() {
+            self.start(stream, send);
+        }
         let (lock, ready) = &*self.shared;
         lock.lock().acks.extend(acks);
         ready.notify_one();

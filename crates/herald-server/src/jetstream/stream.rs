@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use herald_core::{DedupWindow, DEDUP_IDS_MAX};
@@ -34,7 +34,7 @@ pub(crate) struct Stream {
     /// filters (interest retention keeps only messages some consumer wants).
     pub wakers: Mutex<Vec<(Arc<Notify>, SubjectFilter)>>,
     /// Group commit for `sync: always`.
-    committer: Option<Committer>,
+    committer: OnceLock<Committer>,
     /// Publish outcomes since start, for monitoring.
     pub counters: PublishCounters,
     /// Setting `no_ack`, readable without the lock on the publish path.
@@ -85,7 +85,7 @@ impl Stream {
         let dedup = DedupWindow::new(settings.duplicate_window_ns, DEDUP_IDS_MAX);
         // File streams get a group commit thread even when their policy is
         // not `always` now: an update may switch it on.
-        let committer = (!settings.memory).then(Committer::new);
+        let memory = settings.memory;
         let no_ack = settings.no_ack;
         let retention = settings.retention;
         let stream = Arc::new(Stream {
@@ -102,14 +102,14 @@ impl Stream {
                 dirty: false,
             }),
             wakers: Mutex::new(Vec::new()),
-            committer,
+            committer: OnceLock::new(),
             counters: PublishCounters::default(),
             no_ack: AtomicBool::new(no_ack),
             retention,
         });
         stream.rebuild_dedup();
-        if let Some(committer) = &stream.committer {
-            committer.start(Arc::downgrade(&stream), send);
+        if !memory {
+            let _ = stream.committer.set(Committer::new(Arc::downgrade(&stream), send));
         }
         stream
     }
@@ -268,7 +268,7 @@ impl Commit for Stream {
             }));
             return;
         }
-        match &self.committer {
+        match self.committer.get() {
             Some(committer) if !after.is_empty() && self.sync_policy() == SyncPolicy::Always => {
                 committer.enqueue(after)
             }
