@@ -104,6 +104,7 @@ pub(crate) fn stream_settings(
         no_ack: config.no_ack,
         max_consumers: positive(config.max_consumers),
         memory: config.storage == StorageType::Memory,
+        allow_msg_ttl: config.allow_msg_ttl,
     })
 }
 

@@ -55,13 +55,6 @@ impl<'a> MsgHeaders<'a> {
     }
 }
 
-/// The first value of header `name` (case-insensitive) in a block.
-pub(crate) fn header_value<'a>(block: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    lines(block)
-        .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-        .map(|(_, v)| v)
-}
-
 /// `Name: value` pairs after the version line, values trimmed.
 fn lines(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     block
@@ -96,7 +89,6 @@ mod tests {
         assert_eq!(h.expected_last_subject_seq, Some(&b"7"[..]));
         assert_eq!(h.rollup, Some(&b"sub"[..]));
         assert_eq!(h.expected_stream, None);
-        assert_eq!(header_value(block, "x-other"), Some(&b"y"[..]));
     }
 
     #[test]

@@ -193,11 +193,13 @@ pub(crate) fn start(state: &Arc<crate::ServerState>) {
 const MAINTENANCE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl JetStream {
-    /// Removes messages older than their stream's `max_age`.
+    /// Removes messages older than their stream's `max_age` or past their
+    /// `Nats-TTL`.
     pub fn expire_old_messages(&self) {
         let streams: Vec<_> = self.streams.read().values().cloned().collect();
         let now = unix_now_ns();
         for stream in streams {
+            stream.expire_ttls(now);
             let mut inner = stream.inner.lock();
             if inner.settings.store.max_age.is_none() {
                 continue;

@@ -78,6 +78,8 @@ pub struct StreamSettings {
     pub max_consumers: Option<u64>,
     /// Storage kind is memory.
     pub memory: bool,
+    /// `Nats-TTL` headers honoured.
+    pub allow_msg_ttl: bool,
 }
 
 /// A consumer's enforced settings (besides the ack policy rules, which

@@ -3,6 +3,8 @@
 //! sequence per subject), and committing what was written before PubAcks
 //! leave.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,7 +17,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::commit::{Committer, SendFn};
-use super::headers::{header_value, MsgHeaders};
+use super::headers::MsgHeaders;
 use super::settings::{Retention, StreamSettings, SyncPolicy};
 use super::{err, err_arg, unix_now_ns, JsError};
 use crate::publisher::Effects;
@@ -63,6 +65,8 @@ pub(crate) struct StreamInner {
     pub captures: Vec<Arc<InternalSub>>,
     /// Something was appended since the last write-out.
     dirty: bool,
+    /// Per-message TTLs (`Nats-TTL`): (expiry, Unix ns; sequence), soonest first.
+    ttl_expiries: BinaryHeap<Reverse<(i64, u64)>>,
 }
 
 /// A stored (or duplicate) publish.
@@ -100,6 +104,7 @@ impl Stream {
                 last_msg_id: None,
                 captures: Vec::new(),
                 dirty: false,
+                ttl_expiries: BinaryHeap::new(),
             }),
             wakers: Mutex::new(Vec::new()),
             committer: OnceLock::new(),
@@ -109,35 +114,77 @@ impl Stream {
         });
         stream.rebuild_dedup();
         if !memory {
-            let _ = stream.committer.set(Committer::new(Arc::downgrade(&stream), send));
+            let _ = stream
+                .committer
+                .set(Committer::new(Arc::downgrade(&stream), send));
         }
         stream
     }
 
-    /// Refills the deduplication window from the messages stored within it
-    /// (after a restart).
+    /// Refills the deduplication window from the messages stored within it,
+    /// and the TTL schedule from every message with a `Nats-TTL` (after a
+    /// restart). Scans header sections only.
     fn rebuild_dedup(&self) {
         let mut inner = self.inner.lock();
         let window = inner.settings.duplicate_window_ns;
-        if window == 0 {
+        let ttls = inner.settings.allow_msg_ttl;
+        if window == 0 && !ttls {
             return;
         }
         let now = unix_now_ns();
-        let from_ns = now.saturating_sub(window.min(i64::MAX as u64) as i64);
-        let Ok(from_seq) = inner.store.seq_at_time(from_ns) else {
-            return;
+        let window_from_ns = now.saturating_sub(window.min(i64::MAX as u64) as i64);
+        let from_seq = if ttls {
+            inner.store.state().first_seq
+        } else {
+            match inner.store.seq_at_time(window_from_ns) {
+                Ok(seq) => seq,
+                Err(_) => return,
+            }
         };
         let inner = &mut *inner;
-        let (dedup, last_msg_id) = (&mut inner.dedup, &mut inner.last_msg_id);
+        let (dedup, last_msg_id, expiries) =
+            (&mut inner.dedup, &mut inner.last_msg_id, &mut inner.ttl_expiries);
         let scanned = inner.store.scan_headers(from_seq, &mut |seq, time_ns, headers| {
-            if let Some(Ok(id)) = header_value(headers, "Nats-Msg-Id").map(std::str::from_utf8) {
-                dedup.insert(id, seq, time_ns);
-                *last_msg_id = Some(id.into());
+            let found = MsgHeaders::scan(headers);
+            if time_ns >= window_from_ns && window > 0 {
+                if let Some(Ok(id)) = found.msg_id.map(std::str::from_utf8) {
+                    dedup.insert(id, seq, time_ns);
+                    *last_msg_id = Some(id.into());
+                }
+            }
+            if let Some(ttl_s) = ttls.then_some(found.ttl).flatten().and_then(parse_ttl) {
+                if ttl_s > 0 {
+                    expiries.push(Reverse((
+                        time_ns.saturating_add(ttl_s.saturating_mul(1_000_000_000)),
+                        seq,
+                    )));
+                }
             }
         });
         if let Err(e) = scanned {
             tracing::error!(stream = %self.name, error = %e, "cannot rebuild the deduplication window");
         }
+    }
+
+    /// Removes messages whose `Nats-TTL` has passed. Returns how many.
+    pub fn expire_ttls(&self, now_ns: i64) -> u64 {
+        let mut inner = self.inner.lock();
+        let mut removed = 0;
+        while let Some(&Reverse((at, seq))) = inner.ttl_expiries.peek() {
+            if at > now_ns {
+                break;
+            }
+            inner.ttl_expiries.pop();
+            if let Ok(true) = inner.store.delete(seq) {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            if let Err(e) = inner.store.write_out() {
+                tracing::error!(stream = %self.name, error = %e, "cannot write TTL expiry");
+            }
+        }
+        removed
     }
 
     /// Stores one published message after checking its expectations.
@@ -159,6 +206,14 @@ impl Stream {
                 return Err(err(Code::StreamNotMatch));
             }
         }
+        let ttl_s = match hdrs.ttl {
+            None => None,
+            Some(_) if !settings.allow_msg_ttl => return Err(err(Code::MessageTtlDisabled)),
+            Some(value) => match parse_ttl(value) {
+                Some(ttl) => Some(ttl),
+                None => return Err(err(Code::MessageTtlInvalid)),
+            },
+        };
         inner.dedup.expire(now);
         let msg_id = match hdrs.msg_id.map(std::str::from_utf8) {
             Some(Ok(id)) if !id.is_empty() => Some(id),
@@ -216,6 +271,10 @@ impl Stream {
         if let Some(id) = msg_id {
             inner.dedup.insert(id, appended.seq, now);
             inner.last_msg_id = Some(id.into());
+        }
+        if let Some(ttl) = ttl_s.filter(|&t| t > 0) {
+            let at = now.saturating_add(ttl.saturating_mul(1_000_000_000));
+            inner.ttl_expiries.push(Reverse((at, appended.seq)));
         }
         if inner.settings.retention == Retention::Interest
             && !self
@@ -354,6 +413,11 @@ pub(crate) fn store_error(e: StoreError) -> JsError {
             err_arg(Code::StreamStoreFailed, other)
         }
     }
+}
+
+/// A `Nats-TTL` value in seconds (`-1`: never), as nats-server reads it.
+fn parse_ttl(value: &[u8]) -> Option<i64> {
+    herald_protocol::jetstream::headers::parse_message_ttl(std::str::from_utf8(value).ok()?.trim())
 }
 
 fn parse_u64(bytes: &[u8]) -> Option<u64> {

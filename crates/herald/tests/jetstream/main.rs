@@ -31,3 +31,4 @@ mod recovery;
 mod restart;
 mod retention;
 mod streams;
+mod ttl;
