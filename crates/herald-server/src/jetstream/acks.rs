@@ -133,3 +133,36 @@ fn remove_if_consumed(state: &ServerState, stream: &Arc<super::Stream>, stream_s
         }
     }
 }
+
+/// The subscription to `$JS.FC.>`: clients' answers to flow control
+/// requests, which let a stalled push consumer go on.
+pub(crate) struct FlowControl {
+    pub state: Weak<ServerState>,
+}
+
+impl InternalHandler for FlowControl {
+    fn on_message(&self, msg: &InMsg<'_>, _effects: &mut Effects) {
+        let Some(state) = self.state.upgrade() else {
+            return;
+        };
+        let Ok(subject) = std::str::from_utf8(msg.subject) else {
+            return;
+        };
+        let Some(rest) = subject.strip_prefix(super::consumer::FLOW_CONTROL_PREFIX) else {
+            return;
+        };
+        let mut tokens = rest.split('.');
+        let (Some(stream), Some(name)) = (tokens.next(), tokens.next()) else {
+            return;
+        };
+        let Some(consumer) = state.jetstream.consumer(stream, name) else {
+            return;
+        };
+        let mut inner = consumer.inner.lock();
+        if inner.flow_control_waiting.as_deref() == Some(subject) {
+            inner.flow_control_waiting = None;
+            drop(inner);
+            consumer.waker.notify_one();
+        }
+    }
+}

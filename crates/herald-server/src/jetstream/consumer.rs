@@ -71,11 +71,16 @@ pub(crate) struct ConsumerInner {
     pub replay_wake_ns: Option<u64>,
     /// Push flow control: bytes delivered since the last request.
     pub flow_control_bytes: u64,
+    /// Push flow control: the reply subject of the request the client has
+    /// not answered yet; no message is delivered until it does.
+    pub flow_control_waiting: Option<String>,
 }
 
 /// Bytes a flow-controlled push consumer delivers between flow control
 /// requests.
 const FLOW_CONTROL_BYTES_MAX: u64 = 1024 * 1024;
+/// Reply subjects of flow control requests: `$JS.FC.<stream>.<consumer>.<n>`.
+pub(crate) const FLOW_CONTROL_PREFIX: &str = "$JS.FC.";
 
 /// A waiting `CONSUMER.MSG.NEXT` request.
 pub(crate) struct PullRequest {
@@ -117,6 +122,9 @@ impl ConsumerInner {
         }
         self.end_expired_pulls(now_ns, out);
         let target = match &self.settings.deliver_subject {
+            // Stalled: the client has not answered the last flow control
+            // request (its heartbeats say so, so it can answer again).
+            Some(_) if self.flow_control_waiting.is_some() => None,
             Some(subject) if self.push_bound => Some(Target::Push(Bytes::from(subject.clone()))),
             Some(_) => None,
             None => Some(Target::Pull),
@@ -134,6 +142,10 @@ impl ConsumerInner {
         while delivered < PUMP_DELIVERIES_MAX {
             if matches!(target, Target::Pull) && self.waiting.is_empty() {
                 return;
+            }
+            if self.flow_control_waiting.is_some() {
+                // A flow control request just went out: wait for its answer.
+                break;
             }
             let Some(next) = self.machine.next() else {
                 break;
@@ -290,11 +302,12 @@ impl ConsumerInner {
             if self.flow_control_bytes >= FLOW_CONTROL_BYTES_MAX {
                 self.flow_control_bytes = 0;
                 let reply = format!(
-                    "$JS.FC.{}.{}.{}",
+                    "{FLOW_CONTROL_PREFIX}{}.{}.{}",
                     shared.stream.name,
                     shared.name,
                     fastrand::u32(..)
                 );
+                self.flow_control_waiting = Some(reply.clone());
                 out.push(OutMsg {
                     reply: Some(reply.into()),
                     headers: Bytes::from_static(b"NATS/1.0 100 FlowControl Request\r\n\r\n"),
@@ -342,10 +355,12 @@ impl ConsumerInner {
 
     fn heartbeats(&mut self, shared: &ConsumerShared, now_ns: u64, out: &mut Vec<OutMsg>) {
         let delivered = self.machine.delivered();
-        let heartbeat = |to: &[u8]| {
-            let block = format!(
-                "NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: {}\r\nNats-Last-Stream: {}\r\n\r\n",
-                delivered.consumer_seq, delivered.stream_seq
+        let stalled = self.flow_control_waiting.as_deref();
+        let heartbeat = |to: &[u8], stalled: Option<&str>| {
+            let block = herald_protocol::jetstream::headers::idle_heartbeat(
+                delivered.consumer_seq,
+                delivered.stream_seq,
+                stalled,
             );
             OutMsg {
                 subject: Bytes::copy_from_slice(to),
@@ -359,14 +374,14 @@ impl ConsumerInner {
         if every > 0 && self.push_bound {
             if let Some(subject) = &self.settings.deliver_subject {
                 if now_ns.saturating_sub(self.last_push_ns) >= every {
-                    out.push(heartbeat(subject.as_bytes()));
+                    out.push(heartbeat(subject.as_bytes(), stalled));
                     self.last_push_ns = now_ns;
                 }
             }
         }
         for request in &mut self.waiting {
             if request.heartbeat_ns > 0 && request.next_heartbeat_ns <= now_ns {
-                out.push(heartbeat(&request.reply));
+                out.push(heartbeat(&request.reply, None));
                 request.next_heartbeat_ns = now_ns + request.heartbeat_ns;
             }
         }

@@ -42,6 +42,10 @@ pub(crate) async fn run(
                 let bound = !matched.is_empty();
                 if bound {
                     inner.last_active_ns = now;
+                    if !inner.push_bound {
+                        // A new subscriber never saw the old request.
+                        inner.flow_control_waiting = None;
+                    }
                 }
                 inner.push_bound = bound;
             }

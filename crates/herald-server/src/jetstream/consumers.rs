@@ -314,6 +314,7 @@ impl JetStream {
                 replay_mark: None,
                 replay_wake_ns: None,
                 flow_control_bytes: 0,
+                flow_control_waiting: None,
             }),
             deleted: AtomicBool::new(false),
         });

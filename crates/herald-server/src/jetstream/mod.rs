@@ -144,9 +144,10 @@ pub(crate) fn monotonic_ns() -> u64 {
 /// consumers in the data directory, and starts the periodic sync.
 pub(crate) fn start(state: &Arc<crate::ServerState>) {
     let weak = Arc::downgrade(state);
-    let handlers: [(&str, Arc<dyn crate::router::InternalHandler>); 2] = [
+    let handlers: [(&str, Arc<dyn crate::router::InternalHandler>); 3] = [
         ("$JS.API.>", Arc::new(api::Api { state: weak.clone() })),
         ("$JS.ACK.>", Arc::new(acks::Acks { state: weak.clone() })),
+        ("$JS.FC.>", Arc::new(acks::FlowControl { state: weak.clone() })),
     ];
     for (subject, handler) in handlers {
         let sub = Arc::new(crate::router::InternalSub {

@@ -20,6 +20,7 @@ mod api_garbage;
 mod crash;
 mod dead_letter;
 mod errors;
+mod flow_control;
 mod kv;
 mod messages;
 mod monitoring;
