@@ -235,6 +235,9 @@ impl Request<'_> {
         }
         let purged = {
             let mut inner = stream.inner.lock();
+            if inner.settings.sealed {
+                return Err(err(Code::StreamSealed));
+            }
             if inner.settings.deny_purge {
                 return Err(err_arg(Code::StreamPurgeFailed, "stream purge not permitted"));
             }
@@ -345,6 +348,9 @@ impl Request<'_> {
         let request: MsgDeleteRequest =
             serde_json::from_slice(self.body).map_err(|e| err_arg(Code::InvalidJson, e))?;
         let mut inner = stream.inner.lock();
+        if inner.settings.sealed {
+            return Err(err(Code::StreamSealed));
+        }
         if inner.settings.deny_delete {
             return Err(err_arg(
                 Code::StreamMsgDeleteFailed,

@@ -105,6 +105,7 @@ pub(crate) fn stream_settings(
         max_consumers: positive(config.max_consumers),
         memory: config.storage == StorageType::Memory,
         allow_msg_ttl: config.allow_msg_ttl,
+        sealed: config.sealed,
     })
 }
 

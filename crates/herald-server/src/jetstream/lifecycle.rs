@@ -71,6 +71,12 @@ impl JetStream {
         config: StreamConfig,
     ) -> Result<(Arc<Stream>, bool), JsError> {
         let config = config.with_defaults();
+        if config.sealed {
+            return Err(err_arg(
+                Code::StreamInvalidConfig,
+                "stream configuration for create can not be sealed",
+            ));
+        }
         if let Some(existing) = self.stream(&config.name) {
             if existing.inner.lock().config == config {
                 return Ok((existing, false));
@@ -157,6 +163,12 @@ impl JetStream {
                 return Err(err_arg(
                     Code::StreamInvalidConfig,
                     "stream storage type can not be changed",
+                ));
+            }
+            if current.settings.sealed && !settings.sealed {
+                return Err(err_arg(
+                    Code::StreamInvalidConfig,
+                    "stream configuration update can not unseal a sealed stream",
                 ));
             }
             if current.settings.retention != settings.retention {

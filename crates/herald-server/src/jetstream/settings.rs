@@ -80,6 +80,8 @@ pub struct StreamSettings {
     pub memory: bool,
     /// `Nats-TTL` headers honoured.
     pub allow_msg_ttl: bool,
+    /// Nothing may be added or removed (publishes, deletes, purges refused).
+    pub sealed: bool,
 }
 
 /// A consumer's enforced settings (besides the ack policy rules, which

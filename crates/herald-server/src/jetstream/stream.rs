@@ -193,6 +193,9 @@ impl Stream {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         let settings = &inner.settings;
+        if settings.sealed {
+            return Err(err(Code::StreamSealed));
+        }
         let size = headers.len() + payload.len();
         if settings.max_msg_size.is_some_and(|max| size > max as usize) {
             return Err(err(Code::StreamMessageExceedsMaximum));

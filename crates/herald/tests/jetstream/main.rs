@@ -31,5 +31,6 @@ mod push;
 mod recovery;
 mod restart;
 mod retention;
+mod sealed;
 mod streams;
 mod ttl;
