@@ -264,6 +264,9 @@ proptest! {
     }
 }
 
+#[path = "core/consumer.rs"]
+mod consumer;
+
 mod validation {
     use herald_core::{
         is_literal, validate_literal_subject, validate_queue_name, validate_subject, SubjectError,
