@@ -213,10 +213,33 @@ impl JetStream {
             if !update {
                 return Err(err(Code::ConsumerAlreadyExists));
             }
+            let before = &inner.config;
+            let refused = if before.ack_policy != config.ack_policy {
+                Some("ack policy can not be updated")
+            } else if before.deliver_policy != config.deliver_policy
+                || before.opt_start_seq != config.opt_start_seq
+                || before.opt_start_time != config.opt_start_time
+            {
+                Some("deliver policy can not be updated")
+            } else if before.is_pull() != config.is_pull() {
+                Some("can not change a consumer between push and pull")
+            } else {
+                None
+            };
+            if let Some(why) = refused {
+                return Err(err_arg(Code::ConsumerCreate, why));
+            }
             inner.config = config.clone();
+            let filter = settings.filter.clone();
             inner.settings = settings;
             inner.machine.set_policy(policy);
             drop(inner);
+            // Interest retention reads the filters the stream keeps.
+            for (waker, kept) in stream.wakers.lock().iter_mut() {
+                if Arc::ptr_eq(waker, &existing.waker) {
+                    *kept = filter.clone();
+                }
+            }
             if let Some(dir) = &existing.dir {
                 persist::save_meta(
                     dir,
