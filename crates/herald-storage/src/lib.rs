@@ -49,6 +49,12 @@ pub trait Store: Send {
         time_ns: i64,
     ) -> Result<Appended, StoreError>;
 
+    /// Appends several messages as one: either all are stored, with
+    /// consecutive sequences, or none (a limit refuses the batch before
+    /// anything is written; a crash while it is written drops it whole at
+    /// recovery). Returns the last sequence. An empty batch stores nothing.
+    fn append_batch(&mut self, batch: &[BatchMessage<'_>], time_ns: i64) -> Result<Appended, StoreError>;
+
     /// Hands everything appended so far to the operating system (a
     /// `write`), so that it survives a crash of the process. Cheap when
     /// nothing is buffered.

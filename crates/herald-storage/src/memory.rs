@@ -134,6 +134,29 @@ impl Store for MemoryStore {
         Ok(Appended { seq, removed })
     }
 
+    fn append_batch(&mut self, batch: &[BatchMessage<'_>], time_ns: i64) -> Result<Appended, StoreError> {
+        let by_subject = &self.by_subject;
+        check_batch_limits(
+            &self.config,
+            self.msgs.len() as u64,
+            self.bytes,
+            batch,
+            |subject| by_subject.get(subject).map_or(0, |s| s.len() as u64),
+        )?;
+        let mut appended = Appended {
+            seq: self.last_seq,
+            removed: 0,
+        };
+        for m in batch {
+            let one = self.append(m.subject, m.headers, m.payload, time_ns)?;
+            appended = Appended {
+                seq: one.seq,
+                removed: appended.removed + one.removed,
+            };
+        }
+        Ok(appended)
+    }
+
     fn write_out(&mut self) -> Result<(), StoreError> {
         Ok(())
     }

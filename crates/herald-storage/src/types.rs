@@ -179,3 +179,56 @@ pub struct StoreState {
     /// Sequences between `first_seq` and `last_seq` no longer stored.
     pub num_deleted: u64,
 }
+
+/// One message of an atomic batch ([`Store::append_batch`](crate::Store::append_batch)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMessage<'a> {
+    /// Subject.
+    pub subject: &'a str,
+    /// Raw `NATS/1.0` header block; empty if none.
+    pub headers: &'a [u8],
+    /// Payload.
+    pub payload: &'a [u8],
+}
+
+/// Most bytes (stored size) one atomic batch may hold.
+pub const BATCH_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// The discard-new limits a whole batch must fit, checked before anything
+/// of it is written. `subject_count` gives the stored messages of a subject.
+pub(crate) fn check_batch_limits(
+    config: &StoreConfig,
+    msgs: u64,
+    bytes: u64,
+    batch: &[BatchMessage<'_>],
+    subject_count: impl Fn(&str) -> u64,
+) -> Result<(), crate::StoreError> {
+    use crate::error::Limit;
+    let size: u64 = batch
+        .iter()
+        .map(|m| stored_size(m.subject.len(), m.headers.len(), m.payload.len()))
+        .sum();
+    if size > BATCH_BYTES_MAX {
+        return Err(crate::StoreError::TooLarge);
+    }
+    if config.discard != Discard::New {
+        return Ok(());
+    }
+    if config.max_msgs.is_some_and(|max| msgs + batch.len() as u64 > max) {
+        return Err(crate::StoreError::LimitReached(Limit::Msgs));
+    }
+    if config.max_bytes.is_some_and(|max| bytes + size > max) {
+        return Err(crate::StoreError::LimitReached(Limit::Bytes));
+    }
+    if let (true, Some(max)) = (config.discard_new_per_subject, config.max_msgs_per_subject) {
+        let mut added: rustc_hash::FxHashMap<&str, u64> = rustc_hash::FxHashMap::default();
+        for m in batch {
+            let n = added.entry(m.subject).or_insert(0);
+            *n += 1;
+            if subject_count(m.subject) + *n > max {
+                return Err(crate::StoreError::LimitReached(Limit::MsgsPerSubject));
+            }
+        }
+    }
+    Ok(())
+}

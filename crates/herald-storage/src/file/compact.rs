@@ -155,7 +155,11 @@ impl FileStore {
                         Times::add(&mut summary.times, time_ns);
                         summary.note_last(seq, time_ns);
                         copied += 1;
-                        emit(&buf, h.crc, &mut pos_out, &mut summary).map_err(&write_err)?;
+                        // Batches in a sealed segment are complete: their
+                        // parts become plain messages, so dropping a closing
+                        // message here cannot make a batch look torn.
+                        let crc = record::close_batch_part(&mut buf).unwrap_or(h.crc);
+                        emit(&buf, crc, &mut pos_out, &mut summary).map_err(&write_err)?;
                     }
                 }
                 Record::Tombstone { seq } => {
@@ -176,7 +180,7 @@ impl FileStore {
         }
         if let Some(f) = floor {
             buf.clear();
-            let crc = record::encode(&mut buf, &Record::Floor(f));
+            let crc = record::encode(&mut buf, &Record::Floor(f), false);
             summary.floor = Some(f);
             summary.note_last(f.last_seq, f.last_time_ns);
             emit(&buf, crc, &mut pos_out, &mut summary).map_err(&write_err)?;

@@ -101,6 +101,10 @@ pub struct FileStore {
     /// The last block read from disk, so that sequential reads (consumers
     /// replaying a stream) cost one `pread` per block, not per message.
     read_cache: Option<ReadBlock>,
+    /// Messages appended now are parts of an unfinished atomic batch.
+    batch_part: bool,
+    /// An atomic batch is being appended: no segment roll before its end.
+    in_batch: bool,
 }
 
 /// A block of a segment file as read from disk.
@@ -403,6 +407,10 @@ impl Store for FileStore {
         time_ns: i64,
     ) -> Result<Appended, StoreError> {
         self.append_message(subject, headers, payload, time_ns)
+    }
+
+    fn append_batch(&mut self, batch: &[BatchMessage<'_>], time_ns: i64) -> Result<Appended, StoreError> {
+        self.append_batch_messages(batch, time_ns)
     }
 
     fn write_out(&mut self) -> Result<(), StoreError> {

@@ -28,6 +28,10 @@ const FLOOR_PAYLOAD_BYTES: u32 = 8;
 pub(super) const KIND_MESSAGE: u8 = 1;
 pub(super) const KIND_TOMBSTONE: u8 = 2;
 pub(super) const KIND_FLOOR: u8 = 3;
+/// A message of an atomic batch that is not the batch's last: recovery keeps
+/// it only if the batch's closing message (an ordinary message record)
+/// follows, so a batch torn by a crash is dropped whole.
+pub(super) const KIND_BATCH_PART: u8 = 4;
 
 /// The segment file header: magic, version, reserved.
 pub(super) fn segment_header() -> [u8; SEGMENT_HEADER_BYTES] {
@@ -121,7 +125,7 @@ impl Header {
             return Err("record length does not match its parts");
         }
         match self.kind {
-            KIND_MESSAGE => Ok(()),
+            KIND_MESSAGE | KIND_BATCH_PART => Ok(()),
             KIND_TOMBSTONE if parts == 0 => Ok(()),
             KIND_FLOOR
                 if self.subject_len == 0
@@ -164,8 +168,22 @@ pub(super) fn message_record_len(subject_len: usize, headers_len: usize, payload
 
 /// Appends one record to `out`; returns its CRC. The caller has checked the
 /// lengths with [`message_record_len`] (tombstones and floors always fit).
-pub(super) fn encode(out: &mut Vec<u8>, record: &Record<'_>) -> u32 {
+/// `batch_part`: a message of an unfinished atomic batch.
+pub(super) fn encode(out: &mut Vec<u8>, record: &Record<'_>, batch_part: bool) -> u32 {
     match record {
+        Record::Message {
+            seq,
+            time_ns,
+            subject,
+            headers,
+            payload,
+        } if batch_part => encode_parts(
+            out,
+            KIND_BATCH_PART,
+            *seq,
+            *time_ns,
+            [subject.as_bytes(), headers, payload],
+        ),
         Record::Message {
             seq,
             time_ns,
@@ -212,6 +230,18 @@ fn encode_parts(out: &mut Vec<u8>, kind: u8, seq: u64, time_ns: i64, parts: [&[u
     crc
 }
 
+/// Turns an encoded batch-part record into a plain message record in place
+/// (new kind, new CRC). Returns the new CRC, `None` if it was not a part.
+pub(super) fn close_batch_part(record: &mut [u8]) -> Option<u32> {
+    if record.get(8) != Some(&KIND_BATCH_PART) {
+        return None;
+    }
+    record[8] = KIND_MESSAGE;
+    let crc = crc32c::crc32c(&record[8..]);
+    record[4..8].copy_from_slice(&crc.to_le_bytes());
+    Some(crc)
+}
+
 /// Decodes one whole record (`bytes` is exactly the record), verifying its
 /// framing and checksum.
 pub(super) fn decode(bytes: &[u8]) -> Result<(Header, Record<'_>), &'static str> {
@@ -228,7 +258,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<(Header, Record<'_>), &'static str>
     }
     let body = &bytes[RECORD_HEADER_BYTES..];
     let record = match header.kind {
-        KIND_MESSAGE => {
+        KIND_MESSAGE | KIND_BATCH_PART => {
             let (subject, rest) = body.split_at(header.subject_len as usize);
             let (headers, payload) = rest.split_at(header.headers_len as usize);
             let subject = std::str::from_utf8(subject).map_err(|_| "subject is not UTF-8")?;
@@ -284,7 +314,7 @@ mod tests {
         ];
         for record in records {
             let mut out = Vec::new();
-            let crc = encode(&mut out, &record);
+            let crc = encode(&mut out, &record, false);
             let (header, decoded) = decode(&out).unwrap();
             assert_eq!(header.crc, crc);
             assert_eq!(header.len as usize, out.len());
@@ -304,6 +334,7 @@ mod tests {
                 headers: b"",
                 payload: b"xyz",
             },
+            false,
         );
         for i in 0..out.len() {
             let mut bad = out.clone();

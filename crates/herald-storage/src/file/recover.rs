@@ -13,8 +13,8 @@ use rustc_hash::FxHashMap;
 use super::compact::STREAM_BUFFER_BYTES;
 use super::index::{self, IdxSlot, Summary};
 use super::record::{
-    self, check_segment_header, Floor, Header, HeaderCheck, Record, RECORD_BYTES_MAX, RECORD_HEADER_BYTES,
-    SEGMENT_HEADER_BYTES,
+    self, check_segment_header, Floor, Header, HeaderCheck, Record, KIND_BATCH_PART, RECORD_BYTES_MAX,
+    RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
 };
 use super::segment::{
     corrupt, file_path, io_err, parse_file_name, remove_file, sync_dir, Active, FileKind, Segment, Slot,
@@ -33,6 +33,8 @@ struct Scan {
     problem: Option<String>,
     /// Records in the part not kept (by their length fields).
     dropped_records: u64,
+    /// Where an atomic batch starts that has no closing record.
+    open_batch: Option<u64>,
 }
 
 /// Reads segment `base` record by record, verifying checksums, stopping at
@@ -40,6 +42,32 @@ struct Scan {
 /// sequences must lie in `[base, next_base)`, increase, and (in the last
 /// segment, which is never compacted) be contiguous.
 fn scan(path: &Path, base: u64, next_base: Option<u64>, is_last: bool) -> Result<Scan, StoreError> {
+    let first = scan_until(path, base, next_base, is_last, None)?;
+    let Some(start) = first.open_batch else {
+        return Ok(first);
+    };
+    // An atomic batch without its closing record: a crash tore it. Keep
+    // what came before it, none of it.
+    let mut kept = scan_until(path, base, next_base, is_last, Some(start))?;
+    kept.problem = Some(
+        first
+            .problem
+            .unwrap_or_else(|| "incomplete atomic batch".to_string()),
+    );
+    if let Ok(file) = File::open(path) {
+        kept.dropped_records = count_frames(&file, start, first.file_len);
+    }
+    Ok(kept)
+}
+
+/// [`scan`], stopping at `stop_at` if given.
+fn scan_until(
+    path: &Path,
+    base: u64,
+    next_base: Option<u64>,
+    is_last: bool,
+    stop_at: Option<u64>,
+) -> Result<Scan, StoreError> {
     let file = File::open(path).map_err(io_err("open", path))?;
     let file_len = file.metadata().map_err(io_err("read metadata", path))?.len();
     let mut out = Scan {
@@ -50,6 +78,7 @@ fn scan(path: &Path, base: u64, next_base: Option<u64>, is_last: bool) -> Result
         file_len,
         problem: None,
         dropped_records: 0,
+        open_batch: None,
     };
     if file_len == 0 {
         return Ok(out); // created, never written
@@ -79,8 +108,9 @@ fn scan(path: &Path, base: u64, next_base: Option<u64>, is_last: bool) -> Result
     let mut local: FxHashMap<String, u32> = FxHashMap::default();
     let mut pos = SEGMENT_HEADER_BYTES as u64;
     let mut buf = Vec::new();
+    let mut open_batch = None;
     let problem = loop {
-        if pos == file_len {
+        if pos == file_len || Some(pos) == stop_at {
             break None;
         }
         if file_len - pos < RECORD_HEADER_BYTES as u64 {
@@ -148,6 +178,11 @@ fn scan(path: &Path, base: u64, next_base: Option<u64>, is_last: bool) -> Result
                     subject: lid,
                     len: header.len,
                 });
+                if header.kind == KIND_BATCH_PART {
+                    open_batch.get_or_insert(pos);
+                } else {
+                    open_batch = None;
+                }
                 Times::add(&mut s.times, time_ns);
                 s.note_last(seq, time_ns);
             }
@@ -165,6 +200,7 @@ fn scan(path: &Path, base: u64, next_base: Option<u64>, is_last: bool) -> Result
         out.dropped_records = count_frames(&file, pos, file_len);
     }
     out.problem = problem;
+    out.open_batch = open_batch;
     Ok(out)
 }
 
@@ -428,6 +464,8 @@ pub(super) fn open(dir: &Path, config: StoreConfig) -> Result<(FileStore, Recove
         match_cache: Default::default(),
         open_sealed: 0,
         read_cache: None,
+        batch_part: false,
+        in_batch: false,
     };
     match last {
         None => {

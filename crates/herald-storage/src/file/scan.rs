@@ -3,7 +3,7 @@
 //! message (a 10 M-message stream is read in large blocks, and messages
 //! without headers cost one record-header parse each).
 
-use super::record::{Header, KIND_MESSAGE, RECORD_HEADER_BYTES};
+use super::record::{Header, KIND_BATCH_PART, KIND_MESSAGE, RECORD_HEADER_BYTES};
 use super::segment::corrupt;
 use super::FileStore;
 use crate::error::StoreError;
@@ -58,7 +58,10 @@ impl FileStore {
                         }
                         break;
                     }
-                    if h.kind == KIND_MESSAGE && h.headers_len > 0 && h.seq >= from_seq {
+                    if matches!(h.kind, KIND_MESSAGE | KIND_BATCH_PART)
+                        && h.headers_len > 0
+                        && h.seq >= from_seq
+                    {
                         let live = h
                             .seq
                             .checked_sub(base)

@@ -20,6 +20,74 @@ use crate::types::{stored_size, Appended, Discard};
 pub(super) const WRITE_BUFFER_BYTES_MAX: usize = 4 << 20;
 
 impl FileStore {
+    /// [`Store::append_batch`](crate::Store::append_batch): the batch goes
+    /// into one segment, its messages but the last written as batch parts.
+    pub(super) fn append_batch_messages(
+        &mut self,
+        batch: &[crate::types::BatchMessage<'_>],
+        time_ns: i64,
+    ) -> Result<Appended, StoreError> {
+        if batch.is_empty() {
+            return Ok(Appended {
+                seq: self.last_seq,
+                removed: 0,
+            });
+        }
+        let mut len = 0u64;
+        for m in batch {
+            len += record::message_record_len(m.subject.len(), m.headers.len(), m.payload.len())
+                .ok_or(StoreError::TooLarge)? as u64;
+        }
+        let subjects = &self.subjects;
+        crate::types::check_batch_limits(&self.config, self.msgs, self.bytes, batch, |subject| {
+            subjects
+                .id(subject)
+                .and_then(|id| subjects.get(id))
+                .map_or(0, |e| e.count)
+        })?;
+        let active = &self.segs[self.active_index()];
+        let segment_max = self.config.segment_bytes_max.min(SEGMENT_FILE_BYTES_MAX);
+        if !active.slots.is_empty()
+            && (active.len + len > segment_max
+                || active.slots.len() as u64 + batch.len() as u64 > SEGMENT_SEQS_MAX)
+        {
+            self.roll()?;
+        }
+        self.in_batch = true;
+        let first_seq = self.last_seq + 1;
+        let mut appended = Appended {
+            seq: self.last_seq,
+            removed: 0,
+        };
+        let mut failed = None;
+        for (i, m) in batch.iter().enumerate() {
+            self.batch_part = i + 1 < batch.len();
+            match self.append_message(m.subject, m.headers, m.payload, time_ns) {
+                Ok(one) => {
+                    appended = Appended {
+                        seq: one.seq,
+                        removed: appended.removed + one.removed,
+                    }
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.batch_part = false;
+        self.in_batch = false;
+        if let Some(e) = failed {
+            // Not reached after the checks above but for I/O errors: take
+            // back what was appended (its records stay an unclosed batch).
+            for seq in first_seq..=appended.seq {
+                let _ = crate::Store::delete(self, seq);
+            }
+            return Err(e);
+        }
+        Ok(appended)
+    }
+
     pub(super) fn append_message(
         &mut self,
         subject: &str,
@@ -53,6 +121,7 @@ impl FileStore {
         let active = &self.segs[self.active_index()];
         let segment_max = self.config.segment_bytes_max.min(SEGMENT_FILE_BYTES_MAX);
         if !active.slots.is_empty()
+            && !self.in_batch
             && (active.len >= segment_max
                 || active.len + len as u64 > SEGMENT_FILE_BYTES_MAX
                 || active.slots.len() as u64 >= SEGMENT_SEQS_MAX)
@@ -107,7 +176,7 @@ impl FileStore {
         let offset = self.segs[ai].len;
         debug_assert!(offset < SEGMENT_FILE_BYTES_MAX);
         let before = self.active.wbuf.len();
-        let crc = record::encode(&mut self.active.wbuf, record);
+        let crc = record::encode(&mut self.active.wbuf, record, self.batch_part);
         let seg = &mut self.segs[ai];
         seg.len += (self.active.wbuf.len() - before) as u64;
         seg.last_record = Some((offset as u32, crc));

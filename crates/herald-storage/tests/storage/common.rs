@@ -79,6 +79,12 @@ impl Store for TestFileStore {
         self.after_change();
         r
     }
+    fn append_batch(&mut self, batch: &[BatchMessage<'_>], time_ns: i64) -> Result<Appended, StoreError> {
+        let appended = self.inner().append_batch(batch, time_ns);
+        self.after_change();
+        appended
+    }
+
     fn write_out(&mut self) -> Result<(), StoreError> {
         self.inner().write_out()
     }

@@ -56,6 +56,7 @@ conformance!(
     state_counters,
     many_messages_across_segments,
     scan_headers_visits_live_messages_with_headers,
+    batch_append_is_all_or_nothing,
 );
 
 fn base() -> StoreConfig {
@@ -600,4 +601,46 @@ fn scan_headers_visits_live_messages_with_headers(mk: &Mk) {
     })
     .unwrap();
     assert_eq!(seen, expected);
+}
+
+fn batch_append_is_all_or_nothing(mk: &Mk) {
+    let mut s = mk(StoreConfig {
+        max_msgs: Some(5),
+        max_msgs_per_subject: Some(3),
+        discard: Discard::New,
+        discard_new_per_subject: true,
+        ..base()
+    });
+    for i in 0..3 {
+        s.append("a", b"", &[i], 1).unwrap();
+    }
+    let msg = |subject| BatchMessage {
+        subject,
+        headers: b"",
+        payload: b"p",
+    };
+    // Too many for max_msgs: refused whole.
+    assert!(matches!(
+        s.append_batch(&[msg("b"), msg("b"), msg("b")], 2),
+        Err(StoreError::LimitReached(Limit::Msgs))
+    ));
+    // One subject over its limit: refused whole.
+    assert!(matches!(
+        s.append_batch(&[msg("b"), msg("a")], 2),
+        Err(StoreError::LimitReached(Limit::MsgsPerSubject))
+    ));
+    assert_eq!(
+        (s.state().msgs, s.state().last_seq),
+        (3, 3),
+        "nothing of a refused batch"
+    );
+    let appended = s.append_batch(&[msg("b"), msg("c")], 2).unwrap();
+    assert_eq!(appended.seq, 5);
+    assert_eq!(s.get(4).unwrap().unwrap().subject, "b");
+    assert_eq!(s.get(5).unwrap().unwrap().subject, "c");
+    assert_eq!(
+        s.append_batch(&[], 3).unwrap().seq,
+        5,
+        "an empty batch stores nothing"
+    );
 }

@@ -371,3 +371,111 @@ fn compaction_interrupted_at_every_step() {
     });
     assert_eq!(rec.segments_scanned, 2);
 }
+
+/// A store with 2 single messages, an atomic batch of 5 and one more
+/// single message; returns the segment, its bytes, the file length after
+/// the two singles and after the batch, and every message.
+fn with_batch(dir: &Path) -> (PathBuf, Vec<u8>, u64, u64, Vec<StoredMessage>) {
+    let (mut s, _) = FileStore::open(dir, StoreConfig::default()).unwrap();
+    for i in 1..=2 {
+        s.append("single", b"", &payload(i), i as i64).unwrap();
+    }
+    s.write_out().unwrap();
+    let seg = files_with_ext(dir, "seg").pop().unwrap();
+    let before = fs::metadata(&seg).unwrap().len();
+    let payloads: Vec<Vec<u8>> = (3..=7).map(payload).collect();
+    let batch: Vec<BatchMessage<'_>> = payloads
+        .iter()
+        .enumerate()
+        .map(|(i, p)| BatchMessage {
+            subject: if i % 2 == 0 { "order.1" } else { "order.2" },
+            headers: b"NATS/1.0\r\nE: v\r\n\r\n",
+            payload: p,
+        })
+        .collect();
+    assert_eq!(s.append_batch(&batch, 50).unwrap().seq, 7);
+    s.write_out().unwrap();
+    let after = fs::metadata(&seg).unwrap().len();
+    s.append("single", b"", &payload(8), 80).unwrap();
+    s.write_out().unwrap();
+    let msgs = (1..=8).map(|q| s.get(q).unwrap().unwrap()).collect();
+    drop(s);
+    (seg.clone(), fs::read(&seg).unwrap(), before, after, msgs)
+}
+
+#[test]
+fn batch_torn_anywhere_is_dropped_whole() {
+    let src = tempfile::tempdir().unwrap();
+    let (seg, bytes, before, after, msgs) = with_batch(src.path());
+    let name = seg.file_name().unwrap();
+    for cut in before..after {
+        let (_dir, mut s, rec) = open_damaged(&bytes[..cut as usize], name);
+        assert_eq!(rec.msgs, 2, "cut at {cut}: nothing of the batch survives");
+        check_prefix(&mut s, &msgs, 2);
+        assert_eq!(s.append("after", b"", b"x", 1000).unwrap().seq, 3, "cut at {cut}");
+    }
+    // Cut right after the batch, or inside the message after it: the batch
+    // is whole.
+    for cut in [after, after + 5] {
+        let (_dir, mut s, _) = open_damaged(&bytes[..cut as usize], name);
+        check_prefix(&mut s, &msgs, 7);
+    }
+}
+
+#[test]
+fn batch_survives_compaction_of_its_closing_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_segments(1000);
+    let (mut s, _) = FileStore::open(dir.path(), config.clone()).unwrap();
+    // A full segment first: the front segment is dropped, not compacted.
+    for i in 0..10 {
+        s.append("filler", b"", &[7; 200], 1 + i).unwrap();
+    }
+    let payloads: Vec<Vec<u8>> = (0..6).map(|i| vec![i as u8; 200]).collect();
+    let batch: Vec<BatchMessage<'_>> = payloads
+        .iter()
+        .map(|p| BatchMessage {
+            subject: "b",
+            headers: b"",
+            payload: p,
+        })
+        .collect();
+    let last = s.append_batch(&batch, 20).unwrap().seq;
+    let first_of_batch = last - 5;
+    // The batch is larger than a segment: it starts a segment of its own,
+    // and the next message starts another, so nothing follows the batch in
+    // its segment. Then most of the batch (its closing message included) is
+    // removed, so its segment is compacted.
+    for i in 0..40 {
+        s.append("filler", b"", &[7; 200], 30 + i).unwrap();
+    }
+    s.write_out().unwrap();
+    let segment = files_with_ext(dir.path(), "seg")
+        .into_iter()
+        .filter(|p| {
+            let base: u64 = p.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+            base <= first_of_batch
+        })
+        .max()
+        .unwrap();
+    let full = fs::metadata(&segment).unwrap().len();
+    // The closing message first: the compaction that the fourth removal
+    // starts would otherwise keep it.
+    for seq in [5, 1, 2, 3, 4].map(|i| first_of_batch + i) {
+        assert!(s.delete(seq).unwrap());
+    }
+    s.sync().unwrap();
+    drop(s);
+    assert!(
+        fs::metadata(&segment).unwrap().len() < full,
+        "the batch's segment was compacted"
+    );
+    for idx in files_with_ext(dir.path(), "idx") {
+        fs::remove_file(idx).unwrap(); // force scanning
+    }
+    let (mut s, rec) = FileStore::open(dir.path(), config).unwrap();
+    assert_eq!(rec.truncated_bytes + rec.dropped_records, 0, "{rec:?}");
+    let payload_of = |s: &mut FileStore, seq| s.get(seq).unwrap().map(|m| m.payload.to_vec());
+    assert_eq!(payload_of(&mut s, first_of_batch), Some(payloads[0].clone()));
+    assert_eq!(s.state().msgs, 10 + 1 + 40);
+}
