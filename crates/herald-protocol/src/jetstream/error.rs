@@ -271,6 +271,14 @@ error_table! {
     StreamTooManyRequests = (429, 10167, "too many requests"),
     /// 10174
     AtomicPublishDisabled = (400, 10174, "atomic publish is disabled"),
+    /// 10175
+    AtomicPublishMissingSeq = (400, 10175, "atomic publish sequence is missing"),
+    /// 10176
+    AtomicPublishIncompleteBatch = (400, 10176, "atomic publish batch is incomplete"),
+    /// 10177
+    AtomicPublishUnsupportedHeader = (400, 10177, "atomic publish unsupported header used: {header}"),
+    /// 10179
+    AtomicPublishInvalidBatchId = (400, 10179, "atomic publish batch ID is invalid"),
     /// 10178
     ConsumerPushWithPriorityGroup = (400, 10178, "priority groups can not be used with push consumers"),
     /// 10181
@@ -287,6 +295,14 @@ error_table! {
     ConsumerPriorityGroupWithPolicyNone = (400, 10196, "consumer can not have priority groups when policy is none"),
     /// 10197
     ConsumerPinnedTtlWithoutPriorityPolicyNone = (400, 10197, "PinnedTTL cannot be set when PriorityPolicy is none"),
+    /// 10199
+    AtomicPublishTooLargeBatch = (400, 10199, "atomic publish batch is too large: {size}"),
+    /// 10200
+    AtomicPublishInvalidBatchCommit = (400, 10200, "atomic publish batch commit is invalid"),
+    /// 10201
+    AtomicPublishContainsDuplicateMessage = (400, 10201, "atomic publish batch contains duplicate message id"),
+    /// 10210
+    AtomicPublishTooManyInflight = (400, 10210, "atomic publish too many inflight"),
 }
 
 impl ApiErrorCode {

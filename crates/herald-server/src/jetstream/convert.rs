@@ -106,6 +106,7 @@ pub(crate) fn stream_settings(
         memory: config.storage == StorageType::Memory,
         allow_msg_ttl: config.allow_msg_ttl,
         sealed: config.sealed,
+        allow_atomic: config.allow_atomic,
     })
 }
 

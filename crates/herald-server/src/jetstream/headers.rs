@@ -12,6 +12,9 @@ pub(crate) struct MsgHeaders<'a> {
     pub expected_last_subject_seq_subject: Option<&'a [u8]>,
     pub rollup: Option<&'a [u8]>,
     pub ttl: Option<&'a [u8]>,
+    pub batch_id: Option<&'a [u8]>,
+    pub batch_seq: Option<&'a [u8]>,
+    pub batch_commit: Option<&'a [u8]>,
 }
 
 impl<'a> MsgHeaders<'a> {
@@ -44,6 +47,12 @@ impl<'a> MsgHeaders<'a> {
                 &mut found.rollup
             } else if rest.eq_ignore_ascii_case(b"TTL") {
                 &mut found.ttl
+            } else if rest.eq_ignore_ascii_case(b"Batch-Id") {
+                &mut found.batch_id
+            } else if rest.eq_ignore_ascii_case(b"Batch-Sequence") {
+                &mut found.batch_seq
+            } else if rest.eq_ignore_ascii_case(b"Batch-Commit") {
+                &mut found.batch_commit
             } else {
                 continue;
             };

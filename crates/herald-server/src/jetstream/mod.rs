@@ -11,6 +11,7 @@
 
 pub(crate) mod acks;
 pub(crate) mod api;
+mod batch;
 pub(crate) mod commit;
 pub(crate) mod consumer;
 pub(crate) mod consumer_task;

@@ -82,6 +82,8 @@ pub struct StreamSettings {
     pub allow_msg_ttl: bool,
     /// Nothing may be added or removed (publishes, deletes, purges refused).
     pub sealed: bool,
+    /// Atomic batch publish (`Nats-Batch-*` headers) allowed.
+    pub allow_atomic: bool,
 }
 
 /// A consumer's enforced settings (besides the ack policy rules, which

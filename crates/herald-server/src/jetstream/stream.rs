@@ -11,15 +11,16 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use herald_core::{DedupWindow, DEDUP_IDS_MAX};
-use herald_protocol::jetstream::{ApiErrorCode as Code, StreamConfig};
+use herald_protocol::jetstream::{ApiErrorCode as Code, PubAck, StreamConfig};
 use herald_storage::{Purge, Store, StoreError, SubjectFilter};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::batch::{self, BatchStep, Batches};
 use super::commit::{Committer, SendFn};
 use super::headers::MsgHeaders;
 use super::settings::{Retention, StreamSettings, SyncPolicy};
-use super::{err, err_arg, unix_now_ns, JsError};
+use super::{err, err_arg, monotonic_ns, unix_now_ns, JsError};
 use crate::publisher::Effects;
 use crate::publisher::{Commit, OutMsg};
 use crate::router::{InMsg, InternalHandler, InternalSub};
@@ -67,6 +68,18 @@ pub(crate) struct StreamInner {
     dirty: bool,
     /// Per-message TTLs (`Nats-TTL`): (expiry, Unix ns; sequence), soonest first.
     ttl_expiries: BinaryHeap<Reverse<(i64, u64)>>,
+    /// Atomic batches being received.
+    pub batches: Batches,
+}
+
+/// What a publish did.
+pub(crate) enum Published {
+    /// Stored (or recognised as a duplicate).
+    Stored(Stored),
+    /// Kept as part of an atomic batch, not stored yet.
+    Staged,
+    /// The last message of an atomic batch: the whole batch was stored.
+    Committed { id: String, seq: u64, count: u64 },
 }
 
 /// A stored (or duplicate) publish.
@@ -105,6 +118,7 @@ impl Stream {
                 captures: Vec::new(),
                 dirty: false,
                 ttl_expiries: BinaryHeap::new(),
+                batches: Batches::default(),
             }),
             wakers: Mutex::new(Vec::new()),
             committer: OnceLock::new(),
@@ -169,6 +183,9 @@ impl Stream {
     /// Removes messages whose `Nats-TTL` has passed. Returns how many.
     pub fn expire_ttls(&self, now_ns: i64) -> u64 {
         let mut inner = self.inner.lock();
+        for id in inner.batches.abandon_idle(monotonic_ns()) {
+            tracing::info!(stream = %self.name, batch = %id, "idle atomic batch abandoned");
+        }
         let mut removed = 0;
         while let Some(&Reverse((at, seq))) = inner.ttl_expiries.peek() {
             if at > now_ns {
@@ -188,7 +205,12 @@ impl Stream {
     }
 
     /// Stores one published message after checking its expectations.
-    pub fn store_message(&self, subject: &[u8], headers: &[u8], payload: &[u8]) -> Result<Stored, JsError> {
+    pub fn store_message(
+        &self,
+        subject: &[u8],
+        headers: &[u8],
+        payload: &[u8],
+    ) -> Result<Published, JsError> {
         let now = unix_now_ns();
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
@@ -204,6 +226,23 @@ impl Stream {
             return Err(err(Code::BadRequest));
         };
         let hdrs = MsgHeaders::scan(headers);
+        if hdrs.batch_id.is_some() {
+            let step = batch::step(
+                inner,
+                &self.name,
+                subject,
+                headers,
+                payload,
+                &hdrs,
+                now,
+                monotonic_ns(),
+            )?;
+            inner.dirty = true;
+            return Ok(match step {
+                BatchStep::Staged => Published::Staged,
+                BatchStep::Committed { id, seq, count } => Published::Committed { id, seq, count },
+            });
+        }
         if let Some(expected) = hdrs.expected_stream {
             if expected != self.name.as_bytes() {
                 return Err(err(Code::StreamNotMatch));
@@ -224,7 +263,7 @@ impl Stream {
         };
         if let Some(id) = msg_id {
             if let Some(seq) = inner.dedup.get(id) {
-                return Ok(Stored { seq, duplicate: true });
+                return Ok(Published::Stored(Stored { seq, duplicate: true }));
             }
         }
         let state = inner.store.state();
@@ -289,10 +328,10 @@ impl Stream {
             // Nobody is interested: acknowledged, and gone at once.
             inner.store.delete(appended.seq).map_err(store_error)?;
         }
-        Ok(Stored {
+        Ok(Published::Stored(Stored {
             seq: appended.seq,
             duplicate: false,
-        })
+        }))
     }
 
     /// Hands appended data to the OS (and, for `sync: always`, the group
@@ -349,7 +388,7 @@ impl InternalHandler for Capture {
         let stream = &self.0;
         let result = stream.store_message(msg.subject, msg.headers, msg.payload);
         let counter = match &result {
-            Ok(stored) if stored.duplicate => &stream.counters.duplicates,
+            Ok(Published::Stored(stored)) if stored.duplicate => &stream.counters.duplicates,
             Ok(_) => &stream.counters.stored,
             Err(_) => &stream.counters.rejected,
         };
@@ -360,8 +399,24 @@ impl InternalHandler for Capture {
             .map(Bytes::copy_from_slice);
         let commit: Arc<dyn Commit> = stream.clone();
         match result {
-            Ok(stored) => {
+            Ok(Published::Stored(stored)) => {
                 let ack = reply.map(|reply| OutMsg::new(reply, pub_ack(&stream.name, stored)));
+                effects.after_commit(&commit, ack);
+            }
+            // A staged batch message is confirmed (if asked) with an empty
+            // reply: nothing was written yet.
+            Ok(Published::Staged) => effects
+                .send
+                .extend(reply.map(|reply| OutMsg::new(reply, Bytes::new()))),
+            Ok(Published::Committed { id, seq, count }) => {
+                let ack = PubAck {
+                    stream: stream.name.clone(),
+                    seq,
+                    batch_id: id,
+                    batch_size: count,
+                    ..PubAck::default()
+                };
+                let ack = reply.map(|reply| OutMsg::new(reply, ack.to_json()));
                 effects.after_commit(&commit, ack);
             }
             Err(e) => {
@@ -423,7 +478,7 @@ fn parse_ttl(value: &[u8]) -> Option<i64> {
     herald_protocol::jetstream::headers::parse_message_ttl(std::str::from_utf8(value).ok()?.trim())
 }
 
-fn parse_u64(bytes: &[u8]) -> Option<u64> {
+pub(crate) fn parse_u64(bytes: &[u8]) -> Option<u64> {
     std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 

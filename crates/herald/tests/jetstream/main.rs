@@ -17,6 +17,7 @@ mod server;
 mod util;
 
 mod api_garbage;
+mod batch;
 mod consumer_update;
 mod crash;
 mod dead_letter;
