@@ -18,6 +18,7 @@ mod util;
 
 mod api_garbage;
 mod batch;
+mod batch_extra;
 mod consumer_update;
 mod crash;
 mod dead_letter;
