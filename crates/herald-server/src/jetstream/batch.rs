@@ -12,7 +12,7 @@ use herald_storage::BatchMessage;
 use rustc_hash::FxHashMap;
 
 use super::headers::MsgHeaders;
-use super::stream::{parse_u64, store_error, StreamInner};
+use super::stream::{store_error, StreamInner};
 use super::{err, err_arg, JsError};
 
 /// Messages one batch may hold (as nats-server).
@@ -191,24 +191,11 @@ fn check_expectations(inner: &StreamInner, stream_name: &str, msgs: &[Staged]) -
         if hdrs.expected_stream.is_some_and(|s| s != stream_name.as_bytes()) {
             return Err(err(Code::StreamNotMatch));
         }
-        if let Some(expected) = hdrs.expected_last_seq {
-            if parse_u64(expected) != Some(last_seq) {
-                return Err(err_arg(Code::StreamWrongLastSequence, last_seq));
-            }
-        }
-        if let Some(expected) = hdrs.expected_last_subject_seq {
-            let on = match hdrs.expected_last_subject_seq_subject.map(std::str::from_utf8) {
-                Some(Ok(s)) if !s.is_empty() => s,
-                _ => m.subject.as_str(),
-            };
-            let last = match last_of_subject.get(on) {
-                Some(&seq) => seq,
-                None => inner.store.last_seq_of_subject(on).unwrap_or(0),
-            };
-            if parse_u64(expected) != Some(last) {
-                return Err(err_arg(Code::StreamWrongLastSequence, last));
-            }
-        }
+        hdrs.check_expected_sequences(&m.subject, last_seq, |on| match last_of_subject.get(on) {
+            Some(&seq) => seq,
+            None => inner.store.last_seq_of_subject(on).unwrap_or(0),
+        })
+        .map_err(|actual| err_arg(Code::StreamWrongLastSequence, actual))?;
         last_of_subject.insert(&m.subject, last_seq + 1);
     }
     Ok(())

@@ -64,6 +64,41 @@ impl<'a> MsgHeaders<'a> {
     }
 }
 
+impl MsgHeaders<'_> {
+    /// Checks `Nats-Expected-Last-Sequence` against `last_seq` and
+    /// `Nats-Expected-Last-Subject-Sequence` against `last_of(subject)` (the
+    /// subject is the message's, or the one named by
+    /// `…-Subject`). `Err` carries the actual sequence, for error 10071.
+    pub fn check_expected_sequences(
+        &self,
+        subject: &str,
+        last_seq: u64,
+        last_of: impl Fn(&str) -> u64,
+    ) -> Result<(), u64> {
+        if let Some(expected) = self.expected_last_seq {
+            if parse_u64(expected) != Some(last_seq) {
+                return Err(last_seq);
+            }
+        }
+        if let Some(expected) = self.expected_last_subject_seq {
+            let on = match self.expected_last_subject_seq_subject.map(std::str::from_utf8) {
+                Some(Ok(s)) if !s.is_empty() => s,
+                _ => subject,
+            };
+            let last = last_of(on);
+            if parse_u64(expected) != Some(last) {
+                return Err(last);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A header value as a sequence number.
+fn parse_u64(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
 /// `Name: value` pairs after the version line, values trimmed.
 fn lines(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     block

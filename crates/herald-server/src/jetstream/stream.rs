@@ -267,25 +267,15 @@ impl Stream {
             }
         }
         let state = inner.store.state();
-        if let Some(expected) = hdrs.expected_last_seq {
-            if parse_u64(expected) != Some(state.last_seq) {
-                return Err(err_arg(Code::StreamWrongLastSequence, state.last_seq));
-            }
-        }
+        let store = &inner.store;
+        hdrs.check_expected_sequences(subject, state.last_seq, |on| {
+            store.last_seq_of_subject(on).unwrap_or(0)
+        })
+        .map_err(|actual| err_arg(Code::StreamWrongLastSequence, actual))?;
         if let Some(expected) = hdrs.expected_last_msg_id {
             let last = inner.last_msg_id.as_deref().unwrap_or("");
             if expected != last.as_bytes() {
                 return Err(err_arg(Code::StreamWrongLastMsgId, last));
-            }
-        }
-        if let Some(expected) = hdrs.expected_last_subject_seq {
-            let on = match hdrs.expected_last_subject_seq_subject.map(std::str::from_utf8) {
-                Some(Ok(s)) if !s.is_empty() => s,
-                _ => subject,
-            };
-            let last = inner.store.last_seq_of_subject(on).unwrap_or(0);
-            if parse_u64(expected) != Some(last) {
-                return Err(err_arg(Code::StreamWrongLastSequence, last));
             }
         }
         let rollup = match hdrs.rollup {
@@ -476,10 +466,6 @@ pub(crate) fn store_error(e: StoreError) -> JsError {
 /// A `Nats-TTL` value in seconds (`-1`: never), as nats-server reads it.
 fn parse_ttl(value: &[u8]) -> Option<i64> {
     herald_protocol::jetstream::headers::parse_message_ttl(std::str::from_utf8(value).ok()?.trim())
-}
-
-pub(crate) fn parse_u64(bytes: &[u8]) -> Option<u64> {
-    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 /// A PubAck payload.
