@@ -127,7 +127,6 @@ pub(crate) fn consumer_settings(
     let settings = ConsumerSettings {
         filter: SubjectFilter::new(filters),
         deliver_subject: push.then(|| config.deliver_subject.clone()),
-        deliver_group: (!config.deliver_group.is_empty()).then(|| config.deliver_group.clone()),
         idle_heartbeat_ns: config.idle_heartbeat.max(0) as u64,
         flow_control: config.flow_control,
         max_waiting: config.max_waiting.max(0) as usize,

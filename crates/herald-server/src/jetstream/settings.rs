@@ -94,8 +94,6 @@ pub struct ConsumerSettings {
     pub filter: herald_storage::SubjectFilter,
     /// Push consumers deliver here; pull consumers have none.
     pub deliver_subject: Option<String>,
-    /// Queue group of a push consumer.
-    pub deliver_group: Option<String>,
     /// Idle heartbeat interval (push); 0 for none.
     pub idle_heartbeat_ns: u64,
     /// Push flow control requested.
