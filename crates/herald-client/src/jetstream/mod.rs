@@ -15,11 +15,13 @@
 //! - publishing with a [`PubAck`]: [`JetStream::publish`],
 //!   [`JetStream::publish_with`] and [`PublishOptions`] (de-duplication id,
 //!   optimistic concurrency checks);
+//! - atomic batches, stored all or nothing: [`JetStream::publish_batch`];
 //! - consumers: [`JetStream::create_consumer`], [`JetStream::fetch`] (pull)
 //!   returning [`JsMessage`]s to ack, nak, term…;
 //! - key-value buckets: [`JetStream::kv_create_bucket`], [`JetStream::kv`]
 //!   and [`Kv`].
 
+mod batch;
 mod consumer;
 mod error;
 mod kv;
@@ -35,6 +37,7 @@ use serde::Serialize;
 
 use crate::{Client, Error, Result};
 
+pub use batch::{BatchMessage, BATCH_COMMIT, BATCH_ID, BATCH_MSGS_MAX, BATCH_SEQUENCE};
 pub use consumer::{JsMessage, MessageInfo};
 pub use herald_protocol::jetstream::api::{AccountInfo, SequenceInfo, StreamPurgeRequest};
 pub use herald_protocol::jetstream::config::{
