@@ -53,19 +53,30 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod aggregate;
 pub mod codec;
+mod command;
 pub mod envelope;
 mod error;
 mod event;
 mod naming;
+mod policy;
 mod reader;
 mod store;
 mod subscription;
 
+pub use aggregate::{
+    Aggregate, CommandContext, ExecuteError, Executed, Loaded, Repository, EXECUTE_ATTEMPTS_MAX,
+};
 pub use codec::Codec;
+pub use command::{
+    command_subject, Accepted, CommandBus, CommandError, CommandHandler, COMMAND_TIMEOUT_DEFAULT,
+    HANDLER_IN_FLIGHT_MAX,
+};
 pub use envelope::{Causation, Envelope};
 pub use error::{Error, Result};
 pub use event::{DomainEvent, NewEvent, RecordedEvent, Upcasters};
 pub use naming::{AggregateId, NAME_LEN_MAX};
+pub use policy::{Policy, PolicyRunner, Reaction};
 pub use store::{Appended, EventStore, ExpectedVersion, StoreConfig};
 pub use subscription::{AllSubscription, Checkpoints, Subscription};

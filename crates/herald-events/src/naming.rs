@@ -20,7 +20,7 @@ pub struct AggregateId {
 }
 
 impl AggregateId {
-    /// Checks both parts: one subject token each (`A-Z a-z 0-9 - _ ~ =`,
+    /// Checks both parts: one subject token each (`A-Z a-z 0-9 - _ =`,
     /// no dots or wildcards), at most [`NAME_LEN_MAX`] bytes.
     pub fn new(category: impl Into<String>, id: impl Into<String>) -> Result<AggregateId> {
         let category = category.into();
@@ -68,11 +68,12 @@ pub(crate) fn check_token(what: &'static str, token: &str) -> Result<()> {
             format!("{token:?} must be 1 to {NAME_LEN_MAX} bytes"),
         ));
     }
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '~' | '=');
+    // Also valid as a KV key (snapshots are keyed by aggregate id).
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '=');
     if let Some(bad) = token.chars().find(|c| !allowed(*c)) {
         return Err(Error::invalid(
             what,
-            format!("{token:?} contains {bad:?}; use letters, digits, '-', '_', '~' or '='"),
+            format!("{token:?} contains {bad:?}; use letters, digits, '-', '_' or '='"),
         ));
     }
     Ok(())

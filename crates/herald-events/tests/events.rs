@@ -8,5 +8,12 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "events/bank.rs"]
+mod bank;
+
+#[path = "events/aggregate.rs"]
+mod aggregate;
+#[path = "events/command.rs"]
+mod command;
 #[path = "events/store.rs"]
 mod store;
