@@ -154,12 +154,7 @@ impl Client {
         let reply = reply.map(str::as_bytes);
         let frame_len = size + subject.len() + reply.map_or(0, <[u8]>::len) + 32;
         self.shared().send_with(frame_len, |buf| match &header_block {
-            Some(block) => {
-                let mut data = Vec::with_capacity(size);
-                data.extend_from_slice(block);
-                data.extend_from_slice(payload);
-                encode::publish(buf, subject, reply, header_len, &data);
-            }
+            Some(block) => encode::publish_headers(buf, subject, reply, block, payload),
             None => encode::publish(buf, subject, reply, None, payload),
         })
     }

@@ -257,6 +257,10 @@ async fn write_loop(shared: Arc<Shared>, mut socket: OwnedWriteHalf, failed: one
                 return;
             }
             shared.wake_writer.notified().await;
+            // Let the tasks that are ready run first: many concurrent
+            // publishers (say, 64 awaiting their acks at once) then queue
+            // their messages before this write rather than each causing one.
+            tokio::task::yield_now().await;
             continue;
         }
         if socket.write_all(&spare).await.is_err() {

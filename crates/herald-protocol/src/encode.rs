@@ -89,6 +89,30 @@ pub fn publish(
     out.extend_from_slice(CRLF);
 }
 
+/// Writes `HPUB subject [reply] hdr_len total`, the header block and the
+/// payload, without first joining them in another buffer.
+pub fn publish_headers(
+    out: &mut Vec<u8>,
+    subject: &[u8],
+    reply: Option<&[u8]>,
+    block: &[u8],
+    payload: &[u8],
+) {
+    out.reserve(block.len() + payload.len() + subject.len() + reply.map_or(0, <[u8]>::len) + 32);
+    frame_line(
+        out,
+        b"HPUB ",
+        subject,
+        None,
+        reply,
+        Some(block.len()),
+        block.len() + payload.len(),
+    );
+    out.extend_from_slice(block);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(CRLF);
+}
+
 /// Writes `SUB subject [queue] sid`.
 pub fn sub(out: &mut Vec<u8>, subject: &[u8], queue: Option<&[u8]>, sid: &[u8]) {
     out.extend_from_slice(b"SUB ");

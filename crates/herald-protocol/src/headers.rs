@@ -27,7 +27,11 @@ pub struct Headers {
     pub status: Option<u16>,
     /// Description after the status code.
     pub description: Option<String>,
-    entries: Vec<(String, String)>,
+    /// Every name and value, back to back: two allocations per block,
+    /// not two per header (clients parse a block per delivered message).
+    text: String,
+    /// Byte ranges in `text`: name start, name end (= value start), value end.
+    entries: Vec<(u32, u32, u32)>,
 }
 
 impl Headers {
@@ -37,21 +41,32 @@ impl Headers {
     }
 
     /// Appends a header (names may repeat).
-    pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.entries.push((name.into(), value.into()));
+    pub fn append(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let start = self.text.len();
+        self.text.push_str(name.as_ref());
+        let middle = self.text.len();
+        self.text.push_str(value.as_ref());
+        let end = self.text.len();
+        // A header block is bounded by the max payload (far below 4 GiB).
+        let offset = |n: usize| u32::try_from(n).expect("header block under 4 GiB");
+        self.entries.push((offset(start), offset(middle), offset(end)));
     }
 
     /// The first value of `name`, ignoring case.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// All name/value pairs in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.entries.iter().map(|&(start, middle, end)| {
+            (
+                &self.text[start as usize..middle as usize],
+                &self.text[middle as usize..end as usize],
+            )
+        })
     }
 
     /// Whether there is neither a status nor any header.
@@ -61,7 +76,10 @@ impl Headers {
 
     /// Parses a header block as carried at the start of `HMSG` data.
     pub fn parse(block: &[u8]) -> Result<Headers, HeadersError> {
-        let text = String::from_utf8_lossy(block);
+        let text = match std::str::from_utf8(block) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(block),
+        };
         // A block ends with the empty line; a version-only block is "NATS/1.0\r\n\r\n".
         let body = text.strip_suffix("\r\n\r\n").ok_or(HeadersError::Unterminated)?;
         let mut lines = body.split("\r\n");
@@ -69,7 +87,10 @@ impl Headers {
         let rest = first
             .strip_prefix("NATS/1.0")
             .ok_or(HeadersError::MissingVersion)?;
-        let mut headers = Headers::new();
+        let mut headers = Headers {
+            text: String::with_capacity(body.len()),
+            ..Headers::default()
+        };
         let rest = rest.trim();
         if !rest.is_empty() {
             let (code, description) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -104,7 +125,7 @@ impl Headers {
             }
         }
         out.extend_from_slice(b"\r\n");
-        for (name, value) in &self.entries {
+        for (name, value) in self.iter() {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
@@ -113,9 +134,18 @@ impl Headers {
         out.extend_from_slice(b"\r\n");
     }
 
+    /// Bytes [`Headers::encode`] writes (exactly, without a status line).
+    pub fn encoded_len(&self) -> usize {
+        let status = self
+            .status
+            .map_or(0, |_| 4 + self.description.as_ref().map_or(0, |d| d.len() + 1));
+        // "NATS/1.0" CRLF, per header ": " CRLF, final CRLF.
+        8 + status + 2 + self.text.len() + 4 * self.entries.len() + 2
+    }
+
     /// The encoded block as a new vector.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.encoded_len());
         self.encode(&mut out);
         out
     }
@@ -132,6 +162,7 @@ mod tests {
         h.append("X", "1 2");
         let bytes = h.to_bytes();
         assert_eq!(bytes, b"NATS/1.0\r\nTrace-Id: abc\r\nX: 1 2\r\n\r\n");
+        assert_eq!(h.encoded_len(), bytes.len());
         assert_eq!(Headers::parse(&bytes).unwrap(), h);
         assert_eq!(h.get("trace-id"), Some("abc"));
     }

@@ -24,8 +24,10 @@ use super::stream::Stream;
 use crate::publisher::OutMsg;
 
 /// Messages one pump delivers at most, so one busy consumer cannot keep
-/// its task (and the stream lock) for long.
-pub(crate) const PUMP_DELIVERIES_MAX: usize = 1024;
+/// its task (and the stream lock) for long, and the first deliveries of a
+/// long backlog leave while the next ones are read: the task sends each
+/// chunk and pumps again at once while `more_ready` says so.
+pub(crate) const PUMP_DELIVERIES_MAX: usize = 256;
 
 /// A consumer shared between its task, the ack handler and the API.
 pub(crate) struct ConsumerShared {
@@ -74,6 +76,8 @@ pub(crate) struct ConsumerInner {
     /// Push flow control: the reply subject of the request the client has
     /// not answered yet; no message is delivered until it does.
     pub flow_control_waiting: Option<String>,
+    /// The last pump stopped at [`PUMP_DELIVERIES_MAX`] with messages left.
+    pub more_ready: bool,
 }
 
 /// Bytes a flow-controlled push consumer delivers between flow control
@@ -137,6 +141,8 @@ impl ConsumerInner {
 
     fn deliver(&mut self, shared: &ConsumerShared, target: &Target, now_ns: u64, out: &mut Vec<OutMsg>) {
         let mut delivered = 0;
+        // Set again below if this pump reaches its bound.
+        self.more_ready = false;
         // Matching messages not yet delivered (the ack subject's `pending`).
         let mut undelivered: Option<u64> = None;
         while delivered < PUMP_DELIVERIES_MAX {
@@ -223,6 +229,12 @@ impl ConsumerInner {
         }
         if delivered > 0 {
             self.last_delivery_unix_ns = super::unix_now_ns();
+        }
+        if delivered >= PUMP_DELIVERIES_MAX {
+            // Stopped by the bound, not for want of messages: the task pumps
+            // again right after sending these, and no_wait requests wait.
+            self.more_ready = true;
+            return;
         }
         // Nothing (more) to deliver now: no_wait requests end here.
         if matches!(target, Target::Pull) {

@@ -80,6 +80,12 @@ pub(crate) async fn run(
             publisher.send_all(&out, false);
             out.clear();
         }
+        if consumer.inner.lock().more_ready {
+            // A backlog: let the connection tasks write what was just sent,
+            // then go on with it.
+            tokio::task::yield_now().await;
+            continue;
+        }
         let idle = Duration::from_millis(IDLE_CHECK_MS);
         let sleep_for = wake_at.map_or(idle, |at| {
             Duration::from_nanos(at.saturating_sub(monotonic_ns())).min(idle)

@@ -337,6 +337,7 @@ impl JetStream {
                 replay_wake_ns: None,
                 flow_control_bytes: 0,
                 flow_control_waiting: None,
+                more_ready: false,
             }),
             deleted: AtomicBool::new(false),
         });
