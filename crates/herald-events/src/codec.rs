@@ -12,6 +12,14 @@ pub const JSON: &str = "application/json";
 /// Media type of CBOR data.
 pub const CBOR: &str = "application/cbor";
 
+/// Whether `content_type` is JSON (or unset, which means JSON).
+pub(crate) fn is_json(content_type: &str) -> bool {
+    matches!(
+        content_type.split(';').next().unwrap_or("").trim(),
+        JSON | "" | "text/json"
+    )
+}
+
 /// The encoding of new events' data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Codec {

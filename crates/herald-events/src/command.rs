@@ -27,9 +27,18 @@ pub const HANDLER_IN_FLIGHT_MAX: usize = 64;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 enum Reply<E> {
-    Accepted { version: u64, events: usize, duplicate: bool },
-    Rejected { error: E, message: String },
-    Failed { message: String },
+    Accepted {
+        version: u64,
+        events: usize,
+        duplicate: bool,
+    },
+    Rejected {
+        error: E,
+        message: String,
+    },
+    Failed {
+        message: String,
+    },
 }
 
 /// A command the handler accepted.
@@ -122,7 +131,9 @@ impl CommandBus {
             .await
         {
             Ok(reply) => reply,
-            Err(herald_client::Error::NoResponders { .. }) => return Err(CommandError::NoHandler { subject }),
+            Err(herald_client::Error::NoResponders { .. }) => {
+                return Err(CommandError::NoHandler { subject })
+            }
             Err(herald_client::Error::Timeout) => {
                 return Err(CommandError::Timeout {
                     subject,
@@ -165,7 +176,10 @@ pub struct CommandHandler {
 
 impl CommandHandler {
     /// Starts serving; returns once subscribed.
-    pub async fn start<A: Aggregate>(client: &Client, repository: Repository<A>) -> crate::Result<CommandHandler> {
+    pub async fn start<A: Aggregate>(
+        client: &Client,
+        repository: Repository<A>,
+    ) -> crate::Result<CommandHandler> {
         let subject = format!("{COMMAND_PREFIX}.{}.*", A::CATEGORY);
         let group = format!("{COMMAND_PREFIX}-{}", A::CATEGORY);
         let mut requests = client.queue_subscribe(&subject, &group).await?;
@@ -174,13 +188,16 @@ impl CommandHandler {
         let slots = Arc::new(Semaphore::new(HANDLER_IN_FLIGHT_MAX));
         let task = tokio::spawn(async move {
             while let Some(request) = requests.next().await {
-                let Ok(slot) = slots.clone().acquire_owned().await else { break };
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let client = client.clone();
                 let repository = repository.clone();
                 tokio::spawn(async move {
                     let outcome = handle::<A>(&repository, &request).await;
                     let payload = serde_json::to_vec(&outcome).unwrap_or_else(|e| {
-                        format!(r#"{{"outcome":"failed","message":"encoding the outcome: {e}"}}"#).into_bytes()
+                        format!(r#"{{"outcome":"failed","message":"encoding the outcome: {e}"}}"#)
+                            .into_bytes()
                     });
                     if request.reply.is_some() {
                         if let Err(e) = client.respond(&request, payload) {

@@ -104,20 +104,59 @@ pub struct Envelope {
     pub causation_id: Option<String>,
 }
 
+/// The attributes of an event being written, borrowed: appends build
+/// their headers from these without an owned [`Envelope`] per event.
+pub(crate) struct Attributes<'a> {
+    pub id: &'a str,
+    pub event_type: &'a str,
+    pub source: &'a str,
+    pub subject: &'a str,
+    /// RFC 3339, formatted once per append.
+    pub time: &'a str,
+    pub schema_version: u32,
+    pub content_type: &'a str,
+    pub correlation_id: &'a str,
+    pub causation_id: Option<&'a str>,
+}
+
+impl Attributes<'_> {
+    /// The attributes as headers, in the order [`Envelope::write`] uses.
+    pub fn headers(&self) -> Headers {
+        let mut headers = Headers::new();
+        headers.append(SPEC_VERSION, CLOUDEVENTS_VERSION);
+        headers.append(ID, self.id);
+        headers.append(SOURCE, self.source);
+        headers.append(TYPE, self.event_type);
+        headers.append(SUBJECT, self.subject);
+        headers.append(TIME, self.time);
+        let mut version = itoa::Buffer::new();
+        headers.append(SCHEMA_VERSION, version.format(self.schema_version));
+        headers.append(CONTENT_TYPE, self.content_type);
+        headers.append(CORRELATION_ID, self.correlation_id);
+        if let Some(causation) = self.causation_id {
+            headers.append(CAUSATION_ID, causation);
+        }
+        headers
+    }
+}
+
 impl Envelope {
     /// Writes the attributes as headers.
     pub fn write(&self, headers: &mut Headers) {
-        headers.append(SPEC_VERSION, CLOUDEVENTS_VERSION);
-        headers.append(ID, self.id.clone());
-        headers.append(SOURCE, self.source.clone());
-        headers.append(TYPE, self.event_type.clone());
-        headers.append(SUBJECT, self.subject.clone());
-        headers.append(TIME, self.time.to_rfc3339());
-        headers.append(SCHEMA_VERSION, self.schema_version.to_string());
-        headers.append(CONTENT_TYPE, self.content_type.clone());
-        headers.append(CORRELATION_ID, self.correlation_id.clone());
-        if let Some(causation) = &self.causation_id {
-            headers.append(CAUSATION_ID, causation.clone());
+        let time = self.time.to_rfc3339();
+        let attributes = Attributes {
+            id: &self.id,
+            event_type: &self.event_type,
+            source: &self.source,
+            subject: &self.subject,
+            time: &time,
+            schema_version: self.schema_version,
+            content_type: &self.content_type,
+            correlation_id: &self.correlation_id,
+            causation_id: self.causation_id.as_deref(),
+        };
+        for (name, value) in attributes.headers().iter() {
+            headers.append(name, value);
         }
     }
 
@@ -154,7 +193,7 @@ impl Envelope {
 
 /// Checks an event or command type name: not empty, at most 256 bytes, no
 /// whitespace or control characters (it travels in a header).
-pub(crate) fn check_type_name(name: &str) -> Result<()> {
+pub fn check_type_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 256 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid(
             "type name",
@@ -194,7 +233,10 @@ mod tests {
         headers.append(ID, "x");
         headers.append(TYPE, "T");
         let envelope = Envelope::read(Some(&headers)).unwrap();
-        assert_eq!((envelope.schema_version, envelope.correlation_id.as_str()), (1, "x"));
+        assert_eq!(
+            (envelope.schema_version, envelope.correlation_id.as_str()),
+            (1, "x")
+        );
         headers.append(SCHEMA_VERSION, "two");
         assert!(Envelope::read(Some(&headers)).is_err());
     }

@@ -5,8 +5,9 @@ use crate::naming::AggregateId;
 /// An event-store error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Optimistic concurrency: the aggregate changed since it was read.
-    /// `actual` is the aggregate's version when the server could tell it.
+    /// Optimistic concurrency: the aggregate's version is not the one the
+    /// append expected (another writer got there first); nothing was stored.
+    /// [`crate::EventStore::version`] tells the current version.
     #[error("version conflict on {aggregate}: expected {expected}, the aggregate has moved on")]
     Conflict {
         /// The aggregate appended to.

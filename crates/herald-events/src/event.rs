@@ -52,6 +52,10 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Send + Sync + 'static {
 /// An event ready to be appended: type, schema version and encoded data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
+    /// Its id (`ce-id`); `None` makes a new ULID. Giving the id makes a
+    /// retried single-event append idempotent: the stream's duplicate
+    /// window answers the retry as a duplicate instead of storing it again.
+    pub id: Option<String>,
     /// The event type (`ce-type`).
     pub event_type: String,
     /// The schema version of its data.
@@ -66,6 +70,7 @@ impl NewEvent {
     /// An event of `event_type` with JSON `data` as given, schema version 1.
     pub fn json(event_type: impl Into<String>, data: impl Into<Bytes>) -> NewEvent {
         NewEvent {
+            id: None,
             event_type: event_type.into(),
             schema_version: 1,
             content_type: crate::codec::JSON.to_string(),
@@ -78,6 +83,7 @@ impl NewEvent {
         let (event_type, data) = split_tagged(serde_json::to_value(event)?)?;
         check_type_name(&event_type)?;
         Ok(NewEvent {
+            id: None,
             schema_version: E::schema_version(&event_type),
             content_type: codec.content_type().to_string(),
             data: Bytes::from(codec.encode(&data)?),
@@ -113,18 +119,45 @@ impl RecordedEvent {
 
     /// Decodes the event as `E`, upcasting old schema versions first.
     pub fn decode<E: DomainEvent>(&self, upcasters: &Upcasters) -> Result<E> {
+        let envelope = &self.envelope;
+        let current = E::schema_version(&envelope.event_type) == envelope.schema_version;
+        if current && crate::codec::is_json(&envelope.content_type) {
+            return self.decode_json_directly();
+        }
         let data = self.to_value::<E>(upcasters)?;
         let mut tagged = Map::with_capacity(2);
         tagged.insert("type".into(), Value::String(self.envelope.event_type.clone()));
         if !data.is_null() {
             tagged.insert("data".into(), data);
         }
-        serde_json::from_value(Value::Object(tagged)).map_err(|e| {
-            Error::Codec(format!(
-                "event {} ({} v{}) at position {}: {e}",
-                self.envelope.id, self.envelope.event_type, self.envelope.schema_version, self.position
-            ))
-        })
+        serde_json::from_value(Value::Object(tagged)).map_err(|e| self.decode_error(&e))
+    }
+}
+
+impl RecordedEvent {
+    /// The common case, without a value tree: JSON data already at the
+    /// current schema version is wrapped as `{"type": T, "data": D}` and
+    /// parsed once (loading aggregates is mostly this).
+    fn decode_json_directly<E: DomainEvent>(&self) -> Result<E> {
+        let data = self.data.as_ref();
+        // Exactly one JSON value, or the wrapping could be fooled.
+        serde_json::from_slice::<serde::de::IgnoredAny>(data).map_err(|e| self.decode_error(&e))?;
+        let mut tagged = Vec::with_capacity(data.len() + self.envelope.event_type.len() + 24);
+        tagged.extend_from_slice(b"{\"type\":");
+        serde_json::to_writer(&mut tagged, &self.envelope.event_type)?;
+        if data.trim_ascii() != b"null" {
+            tagged.extend_from_slice(b",\"data\":");
+            tagged.extend_from_slice(data);
+        }
+        tagged.push(b'}');
+        serde_json::from_slice(&tagged).map_err(|e| self.decode_error(&e))
+    }
+
+    fn decode_error(&self, e: &dyn std::fmt::Display) -> Error {
+        Error::Codec(format!(
+            "event {} ({} v{}) at position {}: {e}",
+            self.envelope.id, self.envelope.event_type, self.envelope.schema_version, self.position
+        ))
     }
 }
 
@@ -288,7 +321,9 @@ mod tests {
                 let units: f64 = text.parse().map_err(|_| "bad amount")?;
                 Ok(json!({ "amount_cents": (units * 100.0).round() as u64 }))
             })
-            .register("Deposited", 2, |data| Ok(json!({ "cents": data["amount_cents"] })));
+            .register("Deposited", 2, |data| {
+                Ok(json!({ "cents": data["amount_cents"] }))
+            });
         let v1 = NewEvent {
             schema_version: 1,
             ..NewEvent::json("Deposited", r#"{"amount":"1.25"}"#)
@@ -297,7 +332,10 @@ mod tests {
         assert_eq!(event, Event::Deposited { cents: 125 });
 
         let missing = recorded(v1).decode::<Event>(&Upcasters::new()).unwrap_err();
-        assert!(matches!(missing, Error::MissingUpcaster { from: 1, .. }), "{missing}");
+        assert!(
+            matches!(missing, Error::MissingUpcaster { from: 1, .. }),
+            "{missing}"
+        );
         let future = NewEvent {
             schema_version: 9,
             ..NewEvent::json("Deposited", r#"{"cents":1}"#)
@@ -309,6 +347,24 @@ mod tests {
         };
         let err = recorded(refused).decode::<Event>(&upcasters).unwrap_err();
         assert!(matches!(err, Error::Upcast { .. }), "{err}");
+    }
+
+    #[test]
+    fn json_data_that_is_not_one_value_is_refused_not_spliced() {
+        let current = |data: &'static str| NewEvent {
+            schema_version: 3,
+            ..NewEvent::json("Deposited", data)
+        };
+        let ok: Event = recorded(current(r#" {"cents":7} "#))
+            .decode(&Upcasters::new())
+            .unwrap();
+        assert_eq!(ok, Event::Deposited { cents: 7 });
+        for bad in [r#"{"cents":7},"extra":1"#, r#"{"cents":7}}"#, "", "{"] {
+            assert!(
+                recorded(current(bad)).decode::<Event>(&Upcasters::new()).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,26 @@
 //! - [`DomainEvent`], [`NewEvent`], [`RecordedEvent`]: typed events
 //!   (JSON, or CBOR with [`Codec::Cbor`]) and [`Upcasters`] that bring old
 //!   schema versions up to date on read.
+//! - [`Aggregate`] and [`Repository`]: load (from a KV snapshot plus the
+//!   tail), handle a command, append at the loaded version, retry on
+//!   conflict; a command retried with its id is applied once.
+//! - [`CommandBus`] and [`CommandHandler`]: commands as requests to the
+//!   queue group of their category (`cmd.<category>.<id>`), answered with
+//!   the outcome or the typed domain error ([`CommandError`]).
+//! - [`projection`]: read models ([`ProjectionRunner`] over a durable
+//!   consumer; in memory, SQLite with the `sqlite` feature, PostgreSQL with
+//!   `postgres`) whose checkpoint is stored in the same transaction as the
+//!   model; lag, resume after a crash, rebuild by replay.
+//! - [`Replica`]: a local copy of the latest state per key of a stream
+//!   (event-carried state transfer), readable while its source is down;
+//!   [`notification`] for thin events whose readers fetch the state.
+//! - [`Policy`] and [`PolicyRunner`]: react to events with commands whose
+//!   ids derive from the event's, so a repeated reaction is applied once.
+//!
+//! Subjects, headers and record formats: `docs/internals/events.md`. A
+//! worked example (bank accounts: commands, events, an upcaster, a SQLite
+//! projection and a replica) is `examples/bank.rs`:
+//! `cargo run -p herald-events --example bank` against a local server.
 //!
 //! ```no_run
 //! use herald_events::{AggregateId, Causation, DomainEvent, EventStore, ExpectedVersion};
@@ -60,8 +80,11 @@ pub mod envelope;
 mod error;
 mod event;
 mod naming;
+pub mod notification;
 mod policy;
+pub mod projection;
 mod reader;
+pub mod replica;
 mod store;
 mod subscription;
 
@@ -77,6 +100,9 @@ pub use envelope::{Causation, Envelope};
 pub use error::{Error, Result};
 pub use event::{DomainEvent, NewEvent, RecordedEvent, Upcasters};
 pub use naming::{AggregateId, NAME_LEN_MAX};
+pub use notification::{fetch_latest, Latest, Notification, Notifications, Notifier};
 pub use policy::{Policy, PolicyRunner, Reaction};
+pub use projection::{Progress, Projection, ProjectionError, ProjectionRunner, ReadModel};
+pub use replica::{Change, Replica, ReplicaConfig, ReplicaStatus};
 pub use store::{Appended, EventStore, ExpectedVersion, StoreConfig};
 pub use subscription::{AllSubscription, Checkpoints, Subscription};

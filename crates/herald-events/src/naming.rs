@@ -30,11 +30,16 @@ impl AggregateId {
         Ok(AggregateId { category, id })
     }
 
+    /// Checks a category name alone (the rules of [`AggregateId::new`]).
+    pub fn check_category(category: &str) -> Result<()> {
+        check_token("category", category)
+    }
+
     /// Parses `<category>.<id>`, e.g. a stored event's subject.
     pub fn parse_subject(subject: &str) -> Result<AggregateId> {
-        let (category, id) = subject
-            .split_once('.')
-            .ok_or_else(|| Error::invalid("aggregate subject", format!("{subject:?} is not <category>.<id>")))?;
+        let (category, id) = subject.split_once('.').ok_or_else(|| {
+            Error::invalid("aggregate subject", format!("{subject:?} is not <category>.<id>"))
+        })?;
         AggregateId::new(category, id)
     }
 

@@ -124,8 +124,13 @@ impl PolicyRunner {
                 // long pull for a whole batch would sit on the first events
                 // until the batch filled or the pull expired.
                 let js = store.jetstream();
-                let pulled = match js.fetch(&stream, &durable, POLICY_BATCH_MAX, Duration::ZERO).await {
-                    Ok(messages) if messages.is_empty() => js.fetch(&stream, &durable, 1, POLICY_PULL_EXPIRES).await,
+                let pulled = match js
+                    .fetch(&stream, &durable, POLICY_BATCH_MAX, Duration::ZERO)
+                    .await
+                {
+                    Ok(messages) if messages.is_empty() => {
+                        js.fetch(&stream, &durable, 1, POLICY_PULL_EXPIRES).await
+                    }
                     other => other,
                 };
                 let messages = match pulled {

@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use herald_client::jetstream::{
-    AckPolicy, ConsumerConfig, DeliverPolicy, JetStream, MessageInfo, ReplayPolicy,
+    AckPolicy, ConsumerConfig, DeliverPolicy, JetStream, ReplayPolicy, Timestamp,
 };
 use herald_client::{Message, Subscriber};
+use herald_protocol::jetstream::AckMetadata;
 
 use crate::envelope::Envelope;
 use crate::event::RecordedEvent;
@@ -52,7 +53,12 @@ pub(crate) enum Next {
 
 impl OrderedReader {
     /// Starts reading `filter` at stream position `from` (1 = the start).
-    pub(crate) async fn start(js: &JetStream, stream: &str, filter: &str, from: u64) -> Result<OrderedReader> {
+    pub(crate) async fn start(
+        js: &JetStream,
+        stream: &str,
+        filter: &str,
+        from: u64,
+    ) -> Result<OrderedReader> {
         let mut reader = OrderedReader {
             js: js.clone(),
             stream: stream.to_string(),
@@ -142,7 +148,9 @@ impl OrderedReader {
                 continue;
             }
             let reply = message.reply.as_deref().unwrap_or_default();
-            let info = MessageInfo::parse(reply)?;
+            // Borrowed parse: no strings allocated per delivered event.
+            let info = AckMetadata::parse_str(reply)
+                .map_err(|e| herald_client::Error::InvalidResponse(format!("ack subject {reply:?}: {e}")))?;
             if info.consumer_seq != self.next_consumer_seq || info.stream_seq <= self.last_position {
                 // A delivery went missing (dropped by a full queue, or a
                 // reconnect): start over right after the last one we have.
@@ -153,7 +161,13 @@ impl OrderedReader {
             self.last_position = info.stream_seq;
             self.restarts = 0;
             self.remaining = self.remaining.saturating_sub(1);
-            return Ok(Next::Event(Box::new(record(&self.stream, message, &info)?)));
+            let (position, stored_at) = (info.stream_seq, Timestamp::from_unix_nanos(info.timestamp));
+            return Ok(Next::Event(Box::new(record(
+                &self.stream,
+                message,
+                position,
+                stored_at,
+            )?)));
         }
     }
 
@@ -195,18 +209,18 @@ impl Drop for OrderedReader {
 }
 
 /// A delivered message as a [`RecordedEvent`].
-fn record(stream: &str, message: Message, info: &MessageInfo) -> Result<RecordedEvent> {
+fn record(stream: &str, message: Message, position: u64, stored_at: Timestamp) -> Result<RecordedEvent> {
     let bad = |detail: String| Error::BadEnvelope {
         stream: stream.to_string(),
-        position: info.stream_seq,
+        position,
         detail,
     };
     let envelope = Envelope::read(message.headers.as_ref()).map_err(bad)?;
     let aggregate = AggregateId::parse_subject(&message.subject).map_err(|e| bad(e.to_string()))?;
     Ok(RecordedEvent {
         aggregate,
-        position: info.stream_seq,
-        stored_at: info.timestamp,
+        position,
+        stored_at,
         envelope,
         data: message.payload,
     })

@@ -13,7 +13,7 @@ use herald_client::jetstream::{
 use herald_client::{Client, Headers};
 
 use crate::codec::Codec;
-use crate::envelope::{check_type_name, new_id, Causation, Envelope};
+use crate::envelope::{check_type_name, new_id, Attributes, Causation};
 use crate::event::{DomainEvent, NewEvent, RecordedEvent, Upcasters};
 use crate::naming::{check_token, AggregateId};
 use crate::reader::{Next, OrderedReader};
@@ -277,28 +277,34 @@ impl EventStore {
                 format!("1 to {BATCH_MSGS_MAX} events per append, not {}", events.len()),
             ));
         }
+        for event in events {
+            check_type_name(&event.event_type)?;
+            if let Some(id) = &event.id {
+                check_type_name(id).map_err(|_| Error::invalid("event id", format!("{id:?}")))?;
+            }
+        }
         self.ensure_category(aggregate.category()).await?;
         let subject = aggregate.subject();
-        let ids: Vec<String> = events.iter().map(|_| new_id()).collect();
+        let ids: Vec<String> = events
+            .iter()
+            .map(|e| e.id.clone().unwrap_or_else(new_id))
+            .collect();
         let correlation = causation.correlation_id.clone().unwrap_or_else(|| ids[0].clone());
-        let time = herald_client::jetstream::Timestamp::now();
+        let time = herald_client::jetstream::Timestamp::now().to_rfc3339();
         let mut messages = Vec::with_capacity(events.len());
         for (event, id) in events.iter().zip(&ids) {
-            check_type_name(&event.event_type)?;
-            let envelope = Envelope {
-                id: id.clone(),
-                event_type: event.event_type.clone(),
-                source: self.config.source.clone(),
-                subject: subject.clone(),
-                time,
+            let attributes = Attributes {
+                id,
+                event_type: &event.event_type,
+                source: &self.config.source,
+                subject: &subject,
+                time: &time,
                 schema_version: event.schema_version,
-                content_type: event.content_type.clone(),
-                correlation_id: correlation.clone(),
-                causation_id: causation.causation_id.clone(),
+                content_type: &event.content_type,
+                correlation_id: &correlation,
+                causation_id: causation.causation_id.as_deref(),
             };
-            let mut headers = Headers::new();
-            envelope.write(&mut headers);
-            messages.push((headers, event.data.clone()));
+            messages.push((attributes.headers(), event.data.clone()));
         }
         let stream = self.stream_name(aggregate.category());
         let result = if messages.len() == 1 {
@@ -309,7 +315,9 @@ impl EventStore {
                 expected_last_subject_seq: expected.last_subject_seq(),
                 ..PublishOptions::default()
             };
-            self.js.publish_with(&subject, Some(&headers), data, options).await
+            self.js
+                .publish_with(&subject, Some(&headers), data, options)
+                .await
         } else {
             self.js
                 .publish_batch(&self.batch(&subject, stream, expected, messages))
@@ -342,7 +350,11 @@ impl EventStore {
                 // as a whole or not at all, so the others need none.
                 options: PublishOptions {
                     expected_stream: (index == 0).then(|| stream.clone()),
-                    expected_last_subject_seq: if index == 0 { expected.last_subject_seq() } else { None },
+                    expected_last_subject_seq: if index == 0 {
+                        expected.last_subject_seq()
+                    } else {
+                        None
+                    },
                     ..PublishOptions::default()
                 },
                 payload,
@@ -364,7 +376,13 @@ impl EventStore {
             .await
     }
 
-    async fn read_filtered(&self, category: &str, filter: &str, from: u64, max: usize) -> Result<Vec<RecordedEvent>> {
+    async fn read_filtered(
+        &self,
+        category: &str,
+        filter: &str,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>> {
         let stream = self.stream_name(category);
         let mut reader = match OrderedReader::start(&self.js, &stream, filter, from.max(1)).await {
             Ok(reader) => reader,
@@ -384,9 +402,20 @@ impl EventStore {
     /// The aggregate's version: the position of its last event, 0 if none.
     pub async fn version(&self, aggregate: &AggregateId) -> Result<u64> {
         let stream = self.stream_name(aggregate.category());
-        match self.js.direct_get_last(&stream, &aggregate.subject()).await {
+        let subject = aggregate.subject();
+        let absent = |e: &herald_client::Error| e.is_stream_not_found() || e.is_no_message_found();
+        match self.js.direct_get_last(&stream, &subject).await {
             Ok(last) => Ok(last.map_or(0, |m| m.sequence)),
-            Err(e) if e.is_stream_not_found() || e.is_no_message_found() => Ok(0),
+            Err(e) if absent(&e) => Ok(0),
+            // Nobody answers direct gets for a stream that does not exist
+            // (or does not allow them): ask the API, which says which.
+            Err(herald_client::Error::NoResponders { .. }) => {
+                match self.js.get_last_message(&stream, &subject).await {
+                    Ok(last) => Ok(last.sequence),
+                    Err(e) if absent(&e) => Ok(0),
+                    Err(e) => Err(e.into()),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -15,5 +15,11 @@ mod bank;
 mod aggregate;
 #[path = "events/command.rs"]
 mod command;
+#[path = "events/example.rs"]
+mod example;
+#[path = "events/projection.rs"]
+mod projection;
+#[path = "events/replica.rs"]
+mod replica;
 #[path = "events/store.rs"]
 mod store;

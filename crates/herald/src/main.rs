@@ -32,6 +32,8 @@ enum Command {
     Consumer(cli::ConsumerArgs),
     /// Key-value buckets on JetStream: put, get, del, watch, ls.
     Kv(cli::KvArgs),
+    /// Event sourcing on JetStream: append, read and tail aggregates and categories.
+    Events(cli::EventsArgs),
     /// Measure throughput, latency and memory of any NATS-protocol server, JetStream included.
     Bench(herald_bench::BenchArgs),
 }
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Stream(args) => cli::run_stream(args),
         Command::Consumer(args) => cli::run_consumer(args),
         Command::Kv(args) => cli::run_kv(args),
+        Command::Events(args) => cli::run_events(args),
         Command::Bench(args) => herald_bench::run(args),
     };
     match result {

@@ -24,7 +24,10 @@ async fn replay_equals_the_state_built_live() {
     ];
     let mut version = 0;
     for command in &commands {
-        let done = accounts.execute("a-1", command, &CommandContext::new()).await.unwrap();
+        let done = accounts
+            .execute("a-1", command, &CommandContext::new())
+            .await
+            .unwrap();
         for event in &done.events {
             herald_events::Aggregate::apply(&mut live, event);
         }
@@ -37,7 +40,11 @@ async fn replay_equals_the_state_built_live() {
     assert_eq!((loaded.version, loaded.replayed), (version, 4));
 
     let err = accounts
-        .execute("a-1", &AccountCommand::Withdraw { cents: 1000 }, &CommandContext::new())
+        .execute(
+            "a-1",
+            &AccountCommand::Withdraw { cents: 1000 },
+            &CommandContext::new(),
+        )
         .await
         .unwrap_err();
     match err {
@@ -60,17 +67,26 @@ async fn events_written_by_an_old_definition_are_upcast_on_read() {
     let opened = NewEvent::json("Opened", r#"{"owner":"grace"}"#);
     let old_deposit = NewEvent::json("Deposited", r#"{"amount":"12.50"}"#);
     assert_eq!(old_deposit.schema_version, 1);
-    store.append(&id, ExpectedVersion::NoEvents, &[opened, old_deposit]).await.unwrap();
+    store
+        .append(&id, ExpectedVersion::NoEvents, &[opened, old_deposit])
+        .await
+        .unwrap();
 
     let without = Repository::<Account>::new(store.clone());
     match without.load("old").await.unwrap_err() {
-        Error::MissingUpcaster { event_type, from } => assert_eq!((event_type.as_str(), from), ("Deposited", 1)),
+        Error::MissingUpcaster { event_type, from } => {
+            assert_eq!((event_type.as_str(), from), ("Deposited", 1))
+        }
         other => panic!("{other}"),
     }
 
     let accounts = Repository::<Account>::new(store.with_upcasters(upcasters()));
     accounts
-        .execute("old", &AccountCommand::Deposit { cents: 50 }, &CommandContext::new())
+        .execute(
+            "old",
+            &AccountCommand::Deposit { cents: 50 },
+            &CommandContext::new(),
+        )
         .await
         .unwrap();
     let loaded = accounts.load("old").await.unwrap();
@@ -95,9 +111,15 @@ async fn snapshots_shorten_loading_and_agree_with_a_full_replay() {
         .await
         .unwrap();
     let ctx = CommandContext::new;
-    accounts.execute("s", &AccountCommand::Open { owner: "s".into() }, &ctx()).await.unwrap();
+    accounts
+        .execute("s", &AccountCommand::Open { owner: "s".into() }, &ctx())
+        .await
+        .unwrap();
     for cents in 1..=12 {
-        accounts.execute("s", &AccountCommand::Deposit { cents }, &ctx()).await.unwrap();
+        accounts
+            .execute("s", &AccountCommand::Deposit { cents }, &ctx())
+            .await
+            .unwrap();
     }
     let with_snapshot = accounts.load("s").await.unwrap();
     assert!(with_snapshot.from_snapshot);
@@ -106,7 +128,10 @@ async fn snapshots_shorten_loading_and_agree_with_a_full_replay() {
     let full = Repository::<Account>::new(store).load("s").await.unwrap();
     assert!(!full.from_snapshot);
     assert_eq!(full.replayed, 13);
-    assert_eq!((with_snapshot.state, with_snapshot.version), (full.state, full.version));
+    assert_eq!(
+        (with_snapshot.state, with_snapshot.version),
+        (full.state, full.version)
+    );
 
     // A damaged snapshot is ignored: the state comes from the events.
     let kv = client.jetstream().kv(&accounts.snapshot_bucket()).await.unwrap();
@@ -122,7 +147,11 @@ async fn concurrent_commands_on_one_aggregate_retry_and_all_land() {
     let client = Client::connect(&server.url()).await.unwrap();
     let accounts = Repository::<Account>::new(EventStore::new(&client)).with_attempts(50);
     accounts
-        .execute("hot", &AccountCommand::Open { owner: "h".into() }, &CommandContext::new())
+        .execute(
+            "hot",
+            &AccountCommand::Open { owner: "h".into() },
+            &CommandContext::new(),
+        )
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -132,7 +161,11 @@ async fn concurrent_commands_on_one_aggregate_retry_and_all_land() {
             let mut retried = 0;
             for _ in 0..10 {
                 let done = accounts
-                    .execute("hot", &AccountCommand::Deposit { cents: 1 }, &CommandContext::new())
+                    .execute(
+                        "hot",
+                        &AccountCommand::Deposit { cents: 1 },
+                        &CommandContext::new(),
+                    )
                     .await
                     .unwrap();
                 retried += done.attempts - 1;
@@ -155,8 +188,12 @@ async fn concurrent_commands_on_one_aggregate_retry_and_all_land() {
     for _ in 0..8 {
         let once = once.clone();
         tasks.push(tokio::spawn(async move {
-            once.execute("hot", &AccountCommand::Deposit { cents: 1 }, &CommandContext::new())
-                .await
+            once.execute(
+                "hot",
+                &AccountCommand::Deposit { cents: 1 },
+                &CommandContext::new(),
+            )
+            .await
         }));
     }
     let (mut ok, mut contended) = (0, 0);
@@ -177,15 +214,35 @@ async fn a_command_retried_with_its_id_is_applied_once() {
     let server = server!();
     let client = Client::connect(&server.url()).await.unwrap();
     let accounts = Repository::<Account>::new(EventStore::new(&client));
-    accounts.execute("d", &AccountCommand::Open { owner: "d".into() }, &CommandContext::new()).await.unwrap();
+    accounts
+        .execute(
+            "d",
+            &AccountCommand::Open { owner: "d".into() },
+            &CommandContext::new(),
+        )
+        .await
+        .unwrap();
     let context = CommandContext::new();
-    let first = accounts.execute("d", &AccountCommand::Deposit { cents: 10 }, &context).await.unwrap();
-    let again = accounts.execute("d", &AccountCommand::Deposit { cents: 10 }, &context).await.unwrap();
+    let first = accounts
+        .execute("d", &AccountCommand::Deposit { cents: 10 }, &context)
+        .await
+        .unwrap();
+    let again = accounts
+        .execute("d", &AccountCommand::Deposit { cents: 10 }, &context)
+        .await
+        .unwrap();
     assert!(!first.duplicate);
     assert!(again.duplicate);
     assert_eq!(again.version, first.version);
     assert_eq!(accounts.load("d").await.unwrap().state.balance_cents, 10);
-    let events = accounts.store().read(&accounts.aggregate_id("d").unwrap(), 0).await.unwrap();
-    assert_eq!(events[1].envelope.causation_id.as_deref(), Some(context.command_id.as_str()));
+    let events = accounts
+        .store()
+        .read(&accounts.aggregate_id("d").unwrap(), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        events[1].envelope.causation_id.as_deref(),
+        Some(context.command_id.as_str())
+    );
     assert_eq!(events[1].envelope.correlation_id, context.correlation_id);
 }

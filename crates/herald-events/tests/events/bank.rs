@@ -14,10 +14,16 @@ pub struct Account {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum AccountEvent {
-    Opened { owner: String },
+    Opened {
+        owner: String,
+    },
     /// v1 was `{"amount": "12.50"}` (a decimal string); v2 is cents.
-    Deposited { cents: u64 },
-    Withdrawn { cents: u64 },
+    Deposited {
+        cents: u64,
+    },
+    Withdrawn {
+        cents: u64,
+    },
 }
 
 impl DomainEvent for AccountEvent {
@@ -33,7 +39,9 @@ impl DomainEvent for AccountEvent {
 /// The upcaster a code change from v1 to v2 of `Deposited` brings.
 pub fn upcasters() -> Upcasters {
     Upcasters::new().register("Deposited", 1, |data| {
-        let amount = data["amount"].as_str().ok_or("v1 Deposited without an amount string")?;
+        let amount = data["amount"]
+            .as_str()
+            .ok_or("v1 Deposited without an amount string")?;
         let units: f64 = amount.parse().map_err(|_| format!("bad amount {amount:?}"))?;
         Ok(serde_json::json!({ "cents": (units * 100.0).round() as u64 }))
     })

@@ -18,12 +18,22 @@ async fn appends_check_the_expected_version_and_read_back_in_order() {
     let client = Client::connect(&server.url()).await.unwrap();
     let store = EventStore::new(&client);
     let a = AggregateId::new("counters", "a").unwrap();
+    assert_eq!(store.version(&a).await.unwrap(), 0, "no stream yet");
 
-    let first = store.append(&a, ExpectedVersion::NoEvents, &[event(1)]).await.unwrap();
+    let first = store
+        .append(&a, ExpectedVersion::NoEvents, &[event(1)])
+        .await
+        .unwrap();
     assert_eq!((first.first_position, first.version, first.count), (1, 1, 1));
-    let err = store.append(&a, ExpectedVersion::NoEvents, &[event(2)]).await.unwrap_err();
+    let err = store
+        .append(&a, ExpectedVersion::NoEvents, &[event(2)])
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
-    let err = store.append(&a, ExpectedVersion::Exactly(7), &[event(2)]).await.unwrap_err();
+    let err = store
+        .append(&a, ExpectedVersion::Exactly(7), &[event(2)])
+        .await
+        .unwrap_err();
     assert!(err.is_conflict(), "{err}");
 
     let second = store
@@ -34,9 +44,18 @@ async fn appends_check_the_expected_version_and_read_back_in_order() {
     store.append(&a, ExpectedVersion::Any, &[event(5)]).await.unwrap();
 
     let events = store.read(&a, 0).await.unwrap();
-    let data: Vec<_> = events.iter().map(|e| String::from_utf8_lossy(&e.data).to_string()).collect();
-    assert_eq!(data, (1..=5).map(|n| format!(r#"{{"n":{n}}}"#)).collect::<Vec<_>>());
-    assert_eq!(events.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    let data: Vec<_> = events
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.data).to_string())
+        .collect();
+    assert_eq!(
+        data,
+        (1..=5).map(|n| format!(r#"{{"n":{n}}}"#)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        events.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
     assert_eq!(store.version(&a).await.unwrap(), 5);
     assert_eq!(store.read(&a, 4).await.unwrap().len(), 2);
     assert!(store.read(&a, 6).await.unwrap().is_empty());
@@ -44,7 +63,9 @@ async fn appends_check_the_expected_version_and_read_back_in_order() {
     // One batch shares its correlation id (the first event's id).
     let batch = &events[1..4];
     assert_eq!(batch[0].envelope.correlation_id, batch[0].envelope.id);
-    assert!(batch.iter().all(|e| e.envelope.correlation_id == batch[0].envelope.id));
+    assert!(batch
+        .iter()
+        .all(|e| e.envelope.correlation_id == batch[0].envelope.id));
     assert_eq!(batch[0].envelope.subject, "counters.a");
     assert_eq!(batch[0].envelope.event_type, "Counted");
 }
@@ -55,9 +76,15 @@ async fn a_batch_with_a_stale_expectation_stores_nothing() {
     let client = Client::connect(&server.url()).await.unwrap();
     let store = EventStore::new(&client);
     let a = AggregateId::new("orders", "o-1").unwrap();
-    store.append(&a, ExpectedVersion::NoEvents, &[event(1)]).await.unwrap();
+    store
+        .append(&a, ExpectedVersion::NoEvents, &[event(1)])
+        .await
+        .unwrap();
     let other = AggregateId::new("orders", "o-2").unwrap();
-    store.append(&other, ExpectedVersion::NoEvents, &[event(1)]).await.unwrap();
+    store
+        .append(&other, ExpectedVersion::NoEvents, &[event(1)])
+        .await
+        .unwrap();
 
     // o-1 is at version 1; the stream's last position is 2.
     let err = store
@@ -70,7 +97,10 @@ async fn a_batch_with_a_stale_expectation_stores_nothing() {
     assert_eq!(store.read(&a, 0).await.unwrap().len(), 1);
 
     let too_many: Vec<_> = (0..=BATCH_MSGS_MAX as u32).map(event).collect();
-    let err = store.append(&a, ExpectedVersion::Any, &too_many).await.unwrap_err();
+    let err = store
+        .append(&a, ExpectedVersion::Any, &too_many)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Invalid { .. }), "{err}");
 }
 
@@ -92,7 +122,10 @@ async fn concurrent_writers_on_one_aggregate_get_one_winner_per_version() {
             let (mut wins, mut conflicts) = (0u32, 0u32);
             for _ in 0..rounds {
                 let version = store.version(&a).await.unwrap();
-                match store.append(&a, ExpectedVersion::at(version), &[event(writer)]).await {
+                match store
+                    .append(&a, ExpectedVersion::at(version), &[event(writer)])
+                    .await
+                {
                     Ok(appended) => {
                         assert!(appended.version > version);
                         wins += 1;
@@ -113,7 +146,11 @@ async fn concurrent_writers_on_one_aggregate_get_one_winner_per_version() {
     }
     assert_eq!(wins + conflicts, writers * rounds);
     let events = store.read(&a, 0).await.unwrap();
-    assert_eq!(events.len() as u32, wins, "every win stored once, no loser stored");
+    assert_eq!(
+        events.len() as u32,
+        wins,
+        "every win stored once, no loser stored"
+    );
     assert!(conflicts > 0, "8 writers racing on one aggregate should collide");
 }
 
@@ -136,7 +173,10 @@ async fn category_reads_and_subscriptions_resume_from_a_checkpoint() {
     assert_eq!(within("2", sub.next()).await.unwrap().position, 2);
     assert_eq!(within("3", sub.next()).await.unwrap().position, 3);
     let z = AggregateId::new("shapes", "z").unwrap();
-    store.append(&z, ExpectedVersion::NoEvents, &[event(4)]).await.unwrap();
+    store
+        .append(&z, ExpectedVersion::NoEvents, &[event(4)])
+        .await
+        .unwrap();
     let live = within("live", sub.next()).await.unwrap();
     assert_eq!((live.position, live.aggregate.id()), (4, "z"));
 
@@ -158,11 +198,19 @@ async fn causation_flows_from_the_handled_event() {
     store.append(&a, ExpectedVersion::Any, &[event(1)]).await.unwrap();
     let parent = store.read(&a, 0).await.unwrap().remove(0);
     store
-        .append_with(&b, ExpectedVersion::Any, &[event(2)], &Causation::from_event(&parent.envelope))
+        .append_with(
+            &b,
+            ExpectedVersion::Any,
+            &[event(2)],
+            &Causation::from_event(&parent.envelope),
+        )
         .await
         .unwrap();
     let child = store.read(&b, 0).await.unwrap().remove(0);
-    assert_eq!(child.envelope.causation_id.as_deref(), Some(parent.envelope.id.as_str()));
+    assert_eq!(
+        child.envelope.causation_id.as_deref(),
+        Some(parent.envelope.id.as_str())
+    );
     assert_eq!(child.envelope.correlation_id, parent.envelope.correlation_id);
     assert_ne!(child.envelope.id, parent.envelope.id);
 }
@@ -177,11 +225,19 @@ async fn events_from_plain_nats_publishers_are_read_and_bad_ones_reported() {
     let mut headers = Headers::new();
     headers.append(envelope::ID, "ext-1");
     headers.append(envelope::TYPE, "Imported");
-    js.publish_with("ext.a", Some(&headers), "{}", PublishOptions::default()).await.unwrap();
-    let read = store.read(&AggregateId::new("ext", "a").unwrap(), 0).await.unwrap();
+    js.publish_with("ext.a", Some(&headers), "{}", PublishOptions::default())
+        .await
+        .unwrap();
+    let read = store
+        .read(&AggregateId::new("ext", "a").unwrap(), 0)
+        .await
+        .unwrap();
     assert_eq!(read[0].envelope.correlation_id, "ext-1");
 
     js.publish("ext.b", "no envelope").await.unwrap();
-    let err = store.read(&AggregateId::new("ext", "b").unwrap(), 0).await.unwrap_err();
+    let err = store
+        .read(&AggregateId::new("ext", "b").unwrap(), 0)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::BadEnvelope { position: 2, .. }), "{err}");
 }

@@ -2,11 +2,13 @@
 //! `herald stream|consumer|kv`: JetStream management, in the submodules.
 
 mod consumer;
+mod events;
 mod kv;
 mod output;
 mod stream;
 
 pub use consumer::{run_consumer, ConsumerArgs};
+pub use events::{run_events, EventsArgs};
 pub use kv::{run_kv, KvArgs};
 pub use stream::{run_stream, StreamArgs};
 

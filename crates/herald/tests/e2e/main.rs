@@ -15,6 +15,7 @@
 mod support;
 
 mod cli;
+mod cli_events;
 mod cli_jetstream;
 mod drain;
 mod headers;
