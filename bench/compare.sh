@@ -21,6 +21,14 @@
 #            JS phases are skipped ("herald: JetStream not available") when a
 #            probe's stream create request fails.
 #   memory   memory per idle connection, on freshly started servers
+#   es       event sourcing (issue 4), Herald against PostgreSQL rather than
+#            nats-server: appends with an expected version from ES_AGGREGATES
+#            concurrent aggregates (`es-append`, category stream with sync
+#            always, vs `es-append-pg`, a PostgreSQL event table with a unique
+#            (aggregate, version) key and synchronous commit, started by
+#            scripts/postgres.sh), alternating; then Herald alone: loading a
+#            1000-event aggregate (`es-load`) and a projection catching up
+#            (`es-project`). Skipped with a note when PostgreSQL cannot start.
 #
 # Environment:
 #   ROUNDS           rounds per workload and server (default 5)
@@ -29,7 +37,10 @@
 #   REQS             measured requests per reqrep run (default 50000: a p99 from
 #                    fewer samples moves with every scheduling hiccup of the VM)
 #   CONNS            idle connections for the memory workload (default 1000)
-#   PHASES           phases to run, space- or comma-separated (default "core js memory")
+#   PHASES           phases to run, space- or comma-separated (default "core js memory es")
+#   ES_AGGREGATES    concurrent aggregates of the es phase (default 64)
+#   ES_SECS          measured seconds per es-append run (default 5)
+#   PG_PORT          port of the es phase's PostgreSQL (default 54329)
 #   JS_MSGS          messages per js-pub run, default sync (default 500000)
 #   JS_SYNC_MSGS     messages per js-pub run with sync always (default 50000)
 #   JS_REPLAY_MSGS   messages per js-replay run (default 1000000)
@@ -55,7 +66,7 @@ MSGS="${MSGS:-2000000}"
 MSGS_4K="${MSGS_4K:-500000}"
 REQS="${REQS:-50000}"
 CONNS="${CONNS:-1000}"
-PHASES="${PHASES:-core js memory}"
+PHASES="${PHASES:-core js memory es}"
 PHASES=" ${PHASES//,/ } "
 JS_MSGS="${JS_MSGS:-500000}"
 JS_SYNC_MSGS="${JS_SYNC_MSGS:-50000}"
@@ -64,6 +75,9 @@ JS_IN_FLIGHT="${JS_IN_FLIGHT:-256}"
 JS_ACK="${JS_ACK:-explicit}"
 HERALD_JS_ARGS="${HERALD_JS_ARGS:-}"
 SETTLE="${SETTLE:-1}"
+ES_AGGREGATES="${ES_AGGREGATES:-64}"
+ES_SECS="${ES_SECS:-5}"
+PG_PORT="${PG_PORT:-54329}"
 ONLY_NATS="${ONLY_NATS:-0}"
 for arg in "$@"; do
     case "$arg" in
@@ -83,8 +97,8 @@ log() { echo "==> $*" >&2; }
 has_phase() { [[ "$PHASES" == *" $1 "* ]]; }
 for phase in $PHASES; do
     case "$phase" in
-        core | js | memory) ;;
-        *) echo "unknown phase in PHASES: $phase (expected core, js, memory)" >&2; exit 2 ;;
+        core | js | memory | es) ;;
+        *) echo "unknown phase in PHASES: $phase (expected core, js, memory, es)" >&2; exit 2 ;;
     esac
 done
 
@@ -372,6 +386,50 @@ done
 stop_servers
 fi
 
+# --- event sourcing: Herald vs a PostgreSQL event table -------------------------
+
+run_pg() { # round id args...
+    local round=$1 id=$2 out status=0
+    shift 2
+    sleep "$SETTLE"
+    out="$("${BENCH[@]}" "$@" --json 2>>"$WORK/bench.err")" || status=$?
+    if [[ -z "$out" ]]; then
+        out="{\"error\": \"exit status $status, no result (see stderr above)\"}"
+        tail -3 "$WORK/bench.err" >&2 || true
+    fi
+    printf '{"round": %d, "server": "postgres", "id": "%s", "result": %s}\n' "$round" "$id" "$out" >>"$RESULTS"
+    log "    postgres     $(python3 -c 'import json,sys; e=json.loads(sys.argv[1]).get("error"); print("ERROR: " + e if e else "ok")' "$out")"
+}
+
+if has_phase es; then
+    # The postgres user must be able to enter the cluster's parent directory.
+    chmod 755 "$WORK"
+    PG_DIR="$WORK/pg"
+    if PG_URL="$("$ROOT/scripts/postgres.sh" start "$PG_DIR" "$PG_PORT" 2>>"$WORK/bench.err" | tail -1)" &&
+        [[ "$PG_URL" == postgres://* ]]; then
+        ES_ARGS=(--aggregates "$ES_AGGREGATES" --duration-secs "$ES_SECS")
+        for ((round = 1; round <= ROUNDS; round++)); do
+            log "round $round/$ROUNDS: es_append (fresh herald, empty data dir)"
+            restart_servers js
+            read -r -a order <<<"$(server_order "$round")"
+            for server in "${order[@]}"; do
+                if [[ "$server" == herald ]]; then
+                    run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" es_append es-append "${ES_ARGS[@]}"
+                else
+                    run_pg "$round" es_append es-append-pg --pg-url "$PG_URL" "${ES_ARGS[@]}"
+                fi
+            done
+            log "round $round/$ROUNDS: es_load, es_project (herald)"
+            run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" es_load es-load --events 1000 --loads 50
+            run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" es_project es-project --events 200000
+        done
+        stop_servers
+        "$ROOT/scripts/postgres.sh" stop "$PG_DIR" >/dev/null 2>&1 || true
+    else
+        note "PostgreSQL could not start (scripts/postgres.sh): the es phase ran nothing"
+    fi
+fi
+
 # --- summary -------------------------------------------------------------------
 
 mkdir -p "$ROOT/bench/results"
@@ -380,6 +438,7 @@ CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' 
 
 ROUNDS="$ROUNDS" CONNS="$CONNS" JS_MSGS="$JS_MSGS" JS_SYNC_MSGS="$JS_SYNC_MSGS" \
     JS_REPLAY_MSGS="$JS_REPLAY_MSGS" JS_IN_FLIGHT="$JS_IN_FLIGHT" JS_ACK="$JS_ACK" NOTES="$NOTES" \
+    ES_AGGREGATES="$ES_AGGREGATES" \
     HERALD_VERSION="$HERALD_VERSION" NATS_VERSION="$NATS_VERSION" \
     MACHINE="$(nproc) CPUs, $CPU_MODEL, Linux $(uname -r)" DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
     python3 - "$RESULTS" "$ROOT/bench/results/latest.md" <<'EOF'
@@ -469,6 +528,28 @@ if notes:
     lines += ["", "Skipped:", ""] + [f"- {n}" for n in notes]
 if errors:
     lines += ["", "Failed runs:", ""] + [f"- {e}" for e in errors]
+ES_ROWS = [
+    (f"event appends with expected version, {env.get('ES_AGGREGATES', '64')} aggregates, sync always (appends/s)",
+     "es_append", "appends_per_sec", "appends/s", True),
+    ("event append latency p50", "es_append", "p50_us", "µs", False),
+    ("event append latency p99", "es_append", "p99_us", "µs", False),
+]
+if any(r["id"] == "es_append" for r in runs):
+    lines += ["", "## Event sourcing: Herald vs a PostgreSQL event table", "",
+              "| workload | herald | PostgreSQL | ratio herald/postgres |", "|---|---:|---:|---:|"]
+    for label, wid, metric, unit, higher in ES_ROWS:
+        h, htext = cell("herald", wid, metric, unit)
+        p, ptext = cell("postgres", wid, metric, unit)
+        better = "higher is better" if higher else "lower is better"
+        ratio = f"{h / p:.2f} ({better})" if h is not None and p else "–"
+        lines.append(f"| {label} | {htext} | {ptext} | {ratio} |")
+    _, load = cell("herald", "es_load", "p50_us", "µs")
+    _, load99 = cell("herald", "es_load", "p99_us", "µs")
+    _, proj = cell("herald", "es_project", "events_per_sec", "msgs/s")
+    lines += ["", f"- loading a 1000-event aggregate (read, decode, apply): p50 {load}, p99 {load99} (target < 5000 µs)",
+              f"- projection catch-up into memory: {proj.replace('msgs/s', 'events/s')} (target ≥ 200 k events/s)",
+              f"- PostgreSQL: {next((r['result'].get('server_version', '') + ', ' + r['result'].get('durability', '') for r in runs if r['server'] == 'postgres' and not r['result'].get('error')), 'not run')}"]
+
 text = "\n".join(lines) + "\n"
 open(out_path, "w").write(text)
 print(text)

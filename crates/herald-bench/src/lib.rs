@@ -27,6 +27,16 @@
 //!   with `--pulls` outstanding `MSG.NEXT` requests of `--batch` messages.
 //! * `memory` — holds `--conns` idle connections open and reports the growth
 //!   of the server's resident memory (`--pid`) per connection.
+//! * `es-append-pg` — not a NATS workload: event-sourcing appends with an
+//!   expected version from `--aggregates` concurrent writers into a
+//!   PostgreSQL event table (`--pg-url`), the baseline Herald's event appends
+//!   are compared with; `scripts/postgres.sh` starts a throwaway server.
+//! * `es-append` — the same load through the `herald-events` SDK into a
+//!   category stream with `sync: always`.
+//! * `es-load` — the time to load one aggregate of `--events` events
+//!   (read, decode, apply) through the SDK's repository.
+//! * `es-project` — a projection catching up with `--events` stored events
+//!   into an in-memory read model (decode, apply, checkpoint).
 //!
 //! Each prints one human-readable line, or one JSON object with `--json`.
 //!
@@ -38,12 +48,16 @@
 //! herald bench js-pub --server 127.0.0.1:4222 --msgs 500000 --in-flight 256 --storage file
 //! herald bench js-replay --server 127.0.0.1:4222 --msgs 1000000 --ack explicit --batch 1000
 //! herald bench memory --server 127.0.0.1:4222 --conns 1000 --pid "$(pidof nats-server)"
+//! herald bench es-append-pg --pg-url "$(scripts/postgres.sh start /tmp/herald-pg)" --aggregates 64
 //! ```
 //!
 //! Without the `herald` binary, the same options work through the example:
 //! `cargo run -p herald-bench --release --example bench -- pubsub --server 127.0.0.1:4222`.
 
 pub mod conn;
+pub mod es;
+pub mod esherald;
+pub mod espg;
 pub mod js;
 pub mod jspub;
 pub mod jsreplay;
@@ -76,6 +90,14 @@ pub enum Workload {
     JsReplay(jsreplay::JsReplayArgs),
     /// Server memory per idle connection (Linux: reads /proc/PID/status).
     Memory(memory::MemoryArgs),
+    /// Event-sourcing appends with expected version into a PostgreSQL event table.
+    EsAppendPg(espg::EsAppendPgArgs),
+    /// Event-sourcing appends with expected version through the herald-events SDK.
+    EsAppend(esherald::EsAppendHeraldArgs),
+    /// Time to load one aggregate of --events events through the herald-events SDK.
+    EsLoad(esherald::EsLoadArgs),
+    /// Projection catch-up into an in-memory read model through the herald-events SDK.
+    EsProject(esherald::EsProjectArgs),
 }
 
 /// Options every workload takes.
@@ -100,17 +122,21 @@ pub trait Report: Serialize {
 /// Runs the benchmark described by `args`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.workload {
-        Workload::Pubsub(args) => emit(&args.common.clone(), &pubsub::run(&args)?),
-        Workload::Reqrep(args) => emit(&args.common.clone(), &reqrep::run(&args)?),
-        Workload::JsPub(args) => emit(&args.common.clone(), &jspub::run(&args)?),
-        Workload::JsReplay(args) => emit(&args.common.clone(), &jsreplay::run(&args)?),
-        Workload::Memory(args) => emit(&args.common.clone(), &memory::run(&args)?),
+        Workload::Pubsub(args) => emit(args.common.json, &pubsub::run(&args)?),
+        Workload::Reqrep(args) => emit(args.common.json, &reqrep::run(&args)?),
+        Workload::JsPub(args) => emit(args.common.json, &jspub::run(&args)?),
+        Workload::JsReplay(args) => emit(args.common.json, &jsreplay::run(&args)?),
+        Workload::Memory(args) => emit(args.common.json, &memory::run(&args)?),
+        Workload::EsAppendPg(args) => emit(args.json, &espg::run(&args)?),
+        Workload::EsAppend(args) => emit(args.common.json, &esherald::run_append(&args)?),
+        Workload::EsLoad(args) => emit(args.common.json, &esherald::run_load(&args)?),
+        Workload::EsProject(args) => emit(args.common.json, &esherald::run_project(&args)?),
     }
 }
 
-/// Prints `report` and turns its error, if any, into the result.
-fn emit<R: Report>(common: &CommonArgs, report: &R) -> anyhow::Result<()> {
-    if common.json {
+/// Prints `report` (as JSON if `json`) and turns its error, if any, into the result.
+fn emit<R: Report>(json: bool, report: &R) -> anyhow::Result<()> {
+    if json {
         println!("{}", serde_json::to_string(report)?);
     } else {
         println!("{}", report.line());

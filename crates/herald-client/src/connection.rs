@@ -336,8 +336,8 @@ fn dispatch(shared: &Shared, op: ServerOp<'_>) {
                 None => (None, data),
             };
             let message = Message {
-                subject: String::from_utf8_lossy(subject).into_owned(),
-                reply: reply.map(|r| String::from_utf8_lossy(r).into_owned()),
+                subject: owned_text(subject),
+                reply: reply.map(owned_text),
                 status: headers.as_ref().and_then(|h| h.status),
                 headers,
                 payload: Bytes::copy_from_slice(payload),
@@ -370,5 +370,14 @@ fn deliver(shared: &Shared, sid: u64, message: Message) {
     }
     if entry.max.is_some_and(|max| entry.delivered >= max) {
         subs.remove(&sid);
+    }
+}
+
+/// `bytes` as an owned string; subjects are ASCII, so the fast check
+/// nearly always succeeds (invalid UTF-8 is replaced, never refused).
+fn owned_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }

@@ -164,25 +164,46 @@ impl Envelope {
     /// the others default (schema version 1, JSON, the id as correlation
     /// id) so that events published by plain NATS clients can be read.
     pub fn read(headers: Option<&Headers>) -> std::result::Result<Envelope, String> {
-        let get = |name| headers.and_then(|h| h.get(name));
-        let id = get(ID).ok_or("no ce-id header")?.to_string();
-        let event_type = get(TYPE).ok_or("no ce-type header")?.to_string();
-        let schema_version = match get(SCHEMA_VERSION) {
+        // One pass over the headers (a delivered event has a dozen), taking
+        // the first value of each attribute.
+        let mut found: [Option<&str>; 8] = [None; 8];
+        const NAMES: [&str; 8] = [
+            ID,
+            TYPE,
+            SCHEMA_VERSION,
+            TIME,
+            CORRELATION_ID,
+            CAUSATION_ID,
+            SOURCE,
+            SUBJECT,
+        ];
+        for (name, value) in headers.into_iter().flat_map(Headers::iter) {
+            if let Some(slot) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)) {
+                found[slot].get_or_insert(value);
+            }
+        }
+        let [id, event_type, schema_version, time, correlation, causation, source, subject] = found;
+        let id = id.ok_or("no ce-id header")?.to_string();
+        let event_type = event_type.ok_or("no ce-type header")?.to_string();
+        let schema_version = match schema_version {
             None => 1,
             Some(text) => text
                 .parse()
                 .map_err(|_| format!("ce-schemaversion {text:?} is not a number"))?,
         };
-        let time = match get(TIME) {
+        let time = match time {
             None => Timestamp::default(),
             Some(text) => Timestamp::parse_rfc3339(text).map_err(|e| format!("ce-time {text:?}: {e}"))?,
         };
+        let content_type = headers
+            .and_then(|h| h.get(CONTENT_TYPE))
+            .unwrap_or(crate::codec::JSON);
         Ok(Envelope {
-            correlation_id: get(CORRELATION_ID).unwrap_or(&id).to_string(),
-            causation_id: get(CAUSATION_ID).map(str::to_string),
-            source: get(SOURCE).unwrap_or_default().to_string(),
-            subject: get(SUBJECT).unwrap_or_default().to_string(),
-            content_type: get(CONTENT_TYPE).unwrap_or(crate::codec::JSON).to_string(),
+            correlation_id: correlation.unwrap_or(&id).to_string(),
+            causation_id: causation.map(str::to_string),
+            source: source.unwrap_or_default().to_string(),
+            subject: subject.unwrap_or_default().to_string(),
+            content_type: content_type.to_string(),
             id,
             event_type,
             time,

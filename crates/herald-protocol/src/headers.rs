@@ -81,14 +81,18 @@ impl Headers {
             Err(_) => String::from_utf8_lossy(block),
         };
         // A block ends with the empty line; a version-only block is "NATS/1.0\r\n\r\n".
-        let body = text.strip_suffix("\r\n\r\n").ok_or(HeadersError::Unterminated)?;
-        let mut lines = body.split("\r\n");
-        let first = lines.next().ok_or(HeadersError::MissingVersion)?;
+        if !text.ends_with("\r\n\r\n") {
+            return Err(HeadersError::Unterminated);
+        }
+        // Every line but the empty last one, each ending in "\r\n".
+        let lines = &text[..text.len() - 2];
+        let mut lines = CrlfLines { rest: lines };
+        let first = lines.next().ok_or(HeadersError::MissingVersion)??;
         let rest = first
             .strip_prefix("NATS/1.0")
             .ok_or(HeadersError::MissingVersion)?;
         let mut headers = Headers {
-            text: String::with_capacity(body.len()),
+            text: String::with_capacity(text.len()),
             ..Headers::default()
         };
         let rest = rest.trim();
@@ -104,7 +108,9 @@ impl Headers {
             }
         }
         for line in lines {
-            let (name, value) = line.split_once(':').ok_or(HeadersError::MalformedLine)?;
+            let line = line?;
+            let colon = memchr::memchr(b':', line.as_bytes()).ok_or(HeadersError::MalformedLine)?;
+            let (name, value) = (&line[..colon], &line[colon + 1..]);
             if name.is_empty() || name.contains(char::is_whitespace) {
                 return Err(HeadersError::MalformedLine);
             }
@@ -151,6 +157,34 @@ impl Headers {
     }
 }
 
+/// The lines of a header block, each of which must end in "\r\n"
+/// (found with memchr: clients parse one block per delivered message).
+struct CrlfLines<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for CrlfLines<'a> {
+    type Item = Result<&'a str, HeadersError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let bytes = self.rest.as_bytes();
+        let Some(cr) = memchr::memchr2(b'\r', b'\n', bytes) else {
+            self.rest = "";
+            return Some(Err(HeadersError::MalformedLine));
+        };
+        if bytes[cr] != b'\r' || bytes.get(cr + 1) != Some(&b'\n') {
+            self.rest = "";
+            return Some(Err(HeadersError::MalformedLine));
+        }
+        let line = &self.rest[..cr];
+        self.rest = &self.rest[cr + 2..];
+        Some(Ok(line))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +222,15 @@ mod tests {
         assert_eq!(
             Headers::parse(b"NATS/1.0\r\nA: b\r\n"),
             Err(HeadersError::Unterminated)
+        );
+        // A bare line feed inside the block is not a line end.
+        assert_eq!(
+            Headers::parse(b"NATS/1.0\r\nA: b\nC: d\r\n\r\n"),
+            Err(HeadersError::MalformedLine)
+        );
+        assert_eq!(
+            Headers::parse(b"NATS/1.0\r\n: b\r\n\r\n"),
+            Err(HeadersError::MalformedLine)
         );
     }
 }

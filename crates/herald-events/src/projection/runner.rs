@@ -6,8 +6,9 @@ use std::pin::pin;
 use std::time::Duration;
 
 use herald_client::jetstream::{
-    AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, JetStream, JsMessage, MessageInfo, ReplayPolicy,
+    AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, JetStream, JsMessage, ReplayPolicy, Timestamp,
 };
+use herald_protocol::jetstream::AckMetadata;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -569,11 +570,17 @@ impl Pull {
                 pending: 0,
             };
             for message in &messages {
-                let info = message.info()?;
+                // Borrowed parse of the ack subject: no strings per event.
+                let reply = message.reply().unwrap_or_default();
+                let info = AckMetadata::parse_str(reply).map_err(|e| {
+                    herald_client::Error::InvalidResponse(format!("ack subject {reply:?}: {e}"))
+                })?;
                 pulled.pending = info.pending;
-                pulled
-                    .deliveries
-                    .push((info.stream_seq, record(&stream, message, &info)));
+                let stored_at = Timestamp::from_unix_nanos(info.timestamp);
+                pulled.deliveries.push((
+                    info.stream_seq,
+                    record(&stream, message, info.stream_seq, stored_at),
+                ));
             }
             pulled.last = messages.into_iter().last();
             Ok(pulled)
@@ -597,18 +604,23 @@ impl Drop for Pull {
 }
 
 /// A delivered message as a [`RecordedEvent`].
-fn record(stream: &str, message: &JsMessage, info: &MessageInfo) -> Result<RecordedEvent, Error> {
+fn record(
+    stream: &str,
+    message: &JsMessage,
+    position: u64,
+    stored_at: Timestamp,
+) -> Result<RecordedEvent, Error> {
     let bad = |detail: String| Error::BadEnvelope {
         stream: stream.to_string(),
-        position: info.stream_seq,
+        position,
         detail,
     };
     let envelope = Envelope::read(message.headers.as_ref()).map_err(bad)?;
     let aggregate = AggregateId::parse_subject(&message.subject).map_err(|e| bad(e.to_string()))?;
     Ok(RecordedEvent {
         aggregate,
-        position: info.stream_seq,
-        stored_at: info.timestamp,
+        position,
+        stored_at,
         envelope,
         data: message.payload.clone(),
     })

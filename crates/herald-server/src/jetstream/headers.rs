@@ -25,11 +25,17 @@ impl<'a> MsgHeaders<'a> {
         if block.is_empty() {
             return found;
         }
-        for (name, value) in lines(block) {
-            // Every header of interest starts with "Nats-"; skip the rest fast.
-            if name.len() < 6 || !name[..5].eq_ignore_ascii_case(b"nats-") {
+        for line in block_lines(block) {
+            // Every header of interest starts with "Nats-": skip the rest
+            // before looking for the colon (events carry a dozen `ce-`
+            // headers, and every publish is scanned).
+            let start = trim(line);
+            if start.len() < 6 || !start[..5].eq_ignore_ascii_case(b"nats-") {
                 continue;
             }
+            let Some((name, value)) = split_header(line) else {
+                continue;
+            };
             let rest = &name[5..];
             let slot = if rest.eq_ignore_ascii_case(b"Msg-Id") {
                 &mut found.msg_id
@@ -100,15 +106,29 @@ fn parse_u64(bytes: &[u8]) -> Option<u64> {
 }
 
 /// `Name: value` pairs after the version line, values trimmed.
-fn lines(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    block
-        .split(|&b| b == b'\n')
-        .skip(1)
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .filter_map(|line| {
-            let colon = line.iter().position(|&b| b == b':')?;
-            Some((trim(&line[..colon]), trim(&line[colon + 1..])))
-        })
+/// The lines after the version line, without their line ends.
+fn block_lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = match memchr::memchr(b'\n', block) {
+        Some(end) => &block[end + 1..],
+        None => &block[block.len()..],
+    };
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (line, next) = match memchr::memchr(b'\n', rest) {
+            Some(end) => (&rest[..end], &rest[end + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    })
+}
+
+/// `name: value` of one line, both trimmed; `None` without a colon.
+fn split_header(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = memchr::memchr(b':', line)?;
+    Some((trim(&line[..colon]), trim(&line[colon + 1..])))
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {
