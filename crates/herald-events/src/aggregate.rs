@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use herald_client::jetstream::{Kv, KvConfig};
 use serde::de::DeserializeOwned;
@@ -17,6 +18,10 @@ use crate::{Error, Result};
 
 /// Attempts [`Repository::execute`] makes before giving up on conflicts.
 pub const EXECUTE_ATTEMPTS_MAX: u32 = 5;
+/// First ceiling of the random pause after a conflict; it doubles per attempt.
+const CONFLICT_BACKOFF_US: u64 = 100;
+/// Longest pause after a conflict.
+const CONFLICT_BACKOFF_US_MAX: u64 = 20_000;
 /// Command ids remembered in a snapshot, to recognise a command retried
 /// after its events were stored.
 const SNAPSHOT_COMMAND_IDS_MAX: usize = 64;
@@ -333,8 +338,8 @@ impl<A: Aggregate> Repository<A> {
     }
 
     /// Handles `command` on aggregate `id`: load, decide, append at the
-    /// loaded version; on a conflict load again and retry (at most the
-    /// repository's attempts). A command whose id is already among the
+    /// loaded version; on a conflict pause a random, growing moment (up to
+    /// 20 ms), load again and retry (at most the repository's attempts). A command whose id is already among the
     /// aggregate's recent causes is not applied twice (`duplicate`).
     pub async fn execute(
         &self,
@@ -368,7 +373,13 @@ impl<A: Aggregate> Repository<A> {
                 .await
             {
                 Ok(appended) => appended,
-                Err(e) if e.is_conflict() => continue,
+                Err(e) if e.is_conflict() => {
+                    // Writers that collided would collide again if they all
+                    // reloaded at once: spread them out, more each time.
+                    let ceiling_us = (CONFLICT_BACKOFF_US << attempt.min(8)).min(CONFLICT_BACKOFF_US_MAX);
+                    tokio::time::sleep(Duration::from_micros(fastrand::u64(0..=ceiling_us))).await;
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
             for event in &events {
