@@ -109,6 +109,32 @@ pub struct RecordedEvent {
 }
 
 impl RecordedEvent {
+    /// A message delivered from `stream` at `position`: its subject names
+    /// the aggregate, its headers carry the envelope.
+    pub(crate) fn from_delivery(
+        stream: &str,
+        subject: &str,
+        headers: Option<&herald_client::Headers>,
+        data: Bytes,
+        position: u64,
+        stored_at: Timestamp,
+    ) -> Result<RecordedEvent> {
+        let bad = |detail: String| Error::BadEnvelope {
+            stream: stream.to_string(),
+            position,
+            detail,
+        };
+        let envelope = Envelope::read(headers).map_err(bad)?;
+        let aggregate = AggregateId::parse_subject(subject).map_err(|e| bad(e.to_string()))?;
+        Ok(RecordedEvent {
+            aggregate,
+            position,
+            stored_at,
+            envelope,
+            data,
+        })
+    }
+
     /// The data as a value tree, upcast to the schema version `E` reads.
     pub fn to_value<E: DomainEvent>(&self, upcasters: &Upcasters) -> Result<Value> {
         let envelope = &self.envelope;

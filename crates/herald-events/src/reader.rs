@@ -12,10 +12,8 @@ use herald_client::jetstream::{
 use herald_client::{Message, Subscriber};
 use herald_protocol::jetstream::AckMetadata;
 
-use crate::envelope::Envelope;
 use crate::event::RecordedEvent;
-use crate::naming::AggregateId;
-use crate::{Error, Result};
+use crate::Result;
 
 /// How often the server sends an idle heartbeat to a reader.
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -162,12 +160,15 @@ impl OrderedReader {
             self.restarts = 0;
             self.remaining = self.remaining.saturating_sub(1);
             let (position, stored_at) = (info.stream_seq, Timestamp::from_unix_nanos(info.timestamp));
-            return Ok(Next::Event(Box::new(record(
+            let event = RecordedEvent::from_delivery(
                 &self.stream,
-                message,
+                &message.subject,
+                message.headers.as_ref(),
+                message.payload,
                 position,
                 stored_at,
-            )?)));
+            )?;
+            return Ok(Next::Event(Box::new(event)));
         }
     }
 
@@ -206,24 +207,6 @@ impl Drop for OrderedReader {
     fn drop(&mut self) {
         self.delete_consumer();
     }
-}
-
-/// A delivered message as a [`RecordedEvent`].
-fn record(stream: &str, message: Message, position: u64, stored_at: Timestamp) -> Result<RecordedEvent> {
-    let bad = |detail: String| Error::BadEnvelope {
-        stream: stream.to_string(),
-        position,
-        detail,
-    };
-    let envelope = Envelope::read(message.headers.as_ref()).map_err(bad)?;
-    let aggregate = AggregateId::parse_subject(&message.subject).map_err(|e| bad(e.to_string()))?;
-    Ok(RecordedEvent {
-        aggregate,
-        position,
-        stored_at,
-        envelope,
-        data: message.payload,
-    })
 }
 
 fn nanos(duration: Duration) -> i64 {

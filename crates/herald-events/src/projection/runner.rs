@@ -13,9 +13,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{Projection, ProjectionError, ReadModel};
-use crate::envelope::Envelope;
 use crate::event::RecordedEvent;
-use crate::naming::{check_token, AggregateId};
+use crate::naming::check_token;
 use crate::store::EventStore;
 use crate::Error;
 
@@ -579,7 +578,14 @@ impl Pull {
                 let stored_at = Timestamp::from_unix_nanos(info.timestamp);
                 pulled.deliveries.push((
                     info.stream_seq,
-                    record(&stream, message, info.stream_seq, stored_at),
+                    RecordedEvent::from_delivery(
+                        &stream,
+                        &message.subject,
+                        message.headers.as_ref(),
+                        message.payload.clone(),
+                        info.stream_seq,
+                        stored_at,
+                    ),
                 ));
             }
             pulled.last = messages.into_iter().last();
@@ -601,29 +607,6 @@ impl Drop for Pull {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// A delivered message as a [`RecordedEvent`].
-fn record(
-    stream: &str,
-    message: &JsMessage,
-    position: u64,
-    stored_at: Timestamp,
-) -> Result<RecordedEvent, Error> {
-    let bad = |detail: String| Error::BadEnvelope {
-        stream: stream.to_string(),
-        position,
-        detail,
-    };
-    let envelope = Envelope::read(message.headers.as_ref()).map_err(bad)?;
-    let aggregate = AggregateId::parse_subject(&message.subject).map_err(|e| bad(e.to_string()))?;
-    Ok(RecordedEvent {
-        aggregate,
-        position,
-        stored_at,
-        envelope,
-        data: message.payload.clone(),
-    })
 }
 
 fn millis_as_nanos(ms: u64) -> i64 {
