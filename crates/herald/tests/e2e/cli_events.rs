@@ -8,28 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::cli_jetstream::{ok, run};
 use crate::support::{run_herald, wait_child, Finished, TestServer, HERALD, WAIT};
-
-/// Runs `herald <args> --server <url>`.
-fn run(server: &TestServer, args: &[&str]) -> Finished {
-    let url = server.url();
-    let mut all = args.to_vec();
-    all.extend(["--server", url.as_str()]);
-    run_herald(&all)
-}
-
-/// Runs `herald <args> --server <url>` and requires success.
-fn ok(server: &TestServer, args: &[&str]) -> String {
-    let done = run(server, args);
-    assert!(
-        done.status.success(),
-        "herald {args:?} failed ({:?}); stdout: {}\nstderr: {}",
-        done.status,
-        done.stdout,
-        done.stderr
-    );
-    done.stdout
-}
 
 /// Runs a command that must fail with exit code 1; its stderr, trimmed.
 fn fails(server: &TestServer, args: &[&str]) -> String {

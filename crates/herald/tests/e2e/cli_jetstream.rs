@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::{run_herald, wait_child, Finished, TestServer, HERALD, WAIT};
 
 /// Runs `herald <args> --server <url>` and requires success.
-fn ok(server: &TestServer, args: &[&str]) -> String {
+pub(crate) fn ok(server: &TestServer, args: &[&str]) -> String {
     let done = run(server, args);
     assert!(
         done.status.success(),
@@ -22,7 +22,7 @@ fn ok(server: &TestServer, args: &[&str]) -> String {
 }
 
 /// Runs `herald <args> --server <url>`.
-fn run(server: &TestServer, args: &[&str]) -> Finished {
+pub(crate) fn run(server: &TestServer, args: &[&str]) -> Finished {
     let url = server.url();
     let mut all = args.to_vec();
     all.extend(["--server", url.as_str()]);
