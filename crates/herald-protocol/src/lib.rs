@@ -11,6 +11,8 @@
 //! - [`Headers`]: the `NATS/1.0` header block carried by `HPUB`/`HMSG`.
 //! - [`ProtocolError`]: why a buffer is not valid protocol, with the `-ERR`
 //!   text a server sends for it.
+//! - [`cloudevents`]: CloudEvents 1.0 to and from NATS messages (binary
+//!   mode in headers), for the HTTP front end.
 //! - [`jetstream`]: the JetStream JSON API bodies, ack subjects and bodies,
 //!   headers and status messages.
 //!
@@ -39,6 +41,7 @@
 
 mod args;
 mod client_op;
+pub mod cloudevents;
 pub mod encode;
 mod error;
 mod headers;

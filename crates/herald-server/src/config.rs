@@ -25,6 +25,8 @@ pub const MAX_PINGS_OUT_DEFAULT: u32 = 2;
 pub const WRITE_DEADLINE_MS_DEFAULT: u64 = 10_000;
 /// Default interval between fsyncs of streams with sync policy `interval`.
 pub const SYNC_INTERVAL_MS_DEFAULT: u64 = 1_000;
+/// Default subject of CloudEvents posted without one: their type.
+pub const HTTP_SUBJECT_TEMPLATE_DEFAULT: &str = "{type}";
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, Error)]
@@ -63,7 +65,7 @@ pub struct Config {
     pub host: IpAddr,
     /// Client port; 0 picks a free one.
     pub port: u16,
-    /// HTTP monitoring port; 0 picks a free one.
+    /// HTTP port (monitoring and the `/v1` API); 0 picks a free one.
     pub http_port: u16,
     /// Directory for durable data (created if missing).
     pub data_dir: PathBuf,
@@ -96,6 +98,10 @@ pub struct Config {
     pub sync: crate::SyncPolicy,
     /// Interval of the periodic fsync for sync policy `interval`.
     pub sync_interval_ms: u64,
+    /// Subject of a CloudEvent posted to `/v1/events` (no subject in the
+    /// path): `{type}`, `{source}` and `{subject}` are replaced by those
+    /// attributes.
+    pub http_subject_template: String,
 }
 
 impl Default for Config {
@@ -117,6 +123,7 @@ impl Default for Config {
             write_deadline_ms: WRITE_DEADLINE_MS_DEFAULT,
             sync: crate::SyncPolicy::Interval,
             sync_interval_ms: SYNC_INTERVAL_MS_DEFAULT,
+            http_subject_template: HTTP_SUBJECT_TEMPLATE_DEFAULT.to_string(),
         }
     }
 }
@@ -173,6 +180,15 @@ impl Config {
         }
         if self.sync_interval_ms == 0 {
             return invalid("sync_interval_ms", "must be at least 1");
+        }
+        if !["{type}", "{source}", "{subject}"]
+            .iter()
+            .any(|p| self.http_subject_template.contains(p))
+        {
+            return invalid(
+                "http_subject_template",
+                "must contain at least one of {type}, {source} or {subject}",
+            );
         }
         Ok(())
     }

@@ -22,7 +22,9 @@
 
 pub mod config;
 mod connection;
+mod http;
 mod jetstream;
+mod local;
 mod monitor;
 pub mod outbound;
 mod publisher;

@@ -11,30 +11,18 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::stats::Verb;
 use crate::ServerState;
 
-pub(crate) async fn serve(
-    state: Arc<ServerState>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let app = Router::new()
+/// The monitoring routes.
+pub(crate) fn routes() -> Router<Arc<ServerState>> {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/varz", get(varz))
         .route("/connz", get(connz))
         .route("/jsz", get(jsz))
-        .with_state(state);
-    let stop = async move {
-        let _ = shutdown.changed().await;
-    };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
-        tracing::error!(error = %e, "monitoring server failed");
-    }
 }
 
 /// Most connections one `/connz` answer lists.

@@ -188,16 +188,30 @@ impl Publisher {
         data: PubData<'_>,
         origin: Option<Origin>,
     ) -> Routed {
+        let matched = self.cached_match(subject);
+        self.route_matched(&matched, subject, shown, reply, header_len, data, origin)
+    }
+
+    #[inline]
+    fn cached_match(&mut self, subject: &[u8]) -> Arc<MatchResult<SubRef>> {
         let generation = self.state.router.generation();
-        let matched = match self.cache.get(subject, generation) {
+        match self.cache.get(subject, generation) {
             Some(result) => result.clone(),
             None => {
                 let (generation, result) = self.state.router.matches(subject);
                 self.cache.insert(subject, generation, result.clone());
                 result
             }
-        };
-        self.route_matched(&matched, subject, shown, reply, header_len, data, origin)
+        }
+    }
+
+    /// Whether a stream captures `subject` (a publish there is stored and
+    /// answered with a PubAck).
+    pub fn captures(&mut self, subject: &[u8]) -> bool {
+        self.cached_match(subject).plain.iter().any(|sub| match sub {
+            SubRef::Internal(sub) => sub.handler.captures(),
+            SubRef::Client(_) => false,
+        })
     }
 
     /// Routes a message whose subject is unlikely to be seen again (a

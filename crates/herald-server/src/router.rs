@@ -133,6 +133,12 @@ pub struct InMsg<'a> {
 pub trait InternalHandler: Send + Sync {
     /// Handles one message.
     fn on_message(&self, msg: &InMsg<'_>, effects: &mut crate::publisher::Effects);
+
+    /// Whether this is a stream's capture: a message it takes is stored
+    /// and answered with a PubAck.
+    fn captures(&self) -> bool {
+        false
+    }
 }
 
 /// The subscription index shared by every connection.

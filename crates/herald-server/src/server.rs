@@ -115,7 +115,13 @@ impl Server {
         });
         crate::jetstream::start(&state);
         let accept_task = tokio::spawn(accept_loop(state.clone(), listener, shutdown_rx.clone()));
-        let http_task = tokio::spawn(crate::monitor::serve(state.clone(), http_listener, shutdown_rx));
+        let local = crate::local::Local::new(state.clone());
+        let http_task = tokio::spawn(crate::http::serve(
+            state.clone(),
+            local,
+            http_listener,
+            shutdown_rx,
+        ));
         tracing::info!(%client_addr, %http_addr, server_id = %state.info.server_id, "herald started");
         Ok(Server {
             state,

@@ -20,7 +20,7 @@ pub struct ServeArgs {
     /// Client port; 0 picks a free one [default: 4333].
     #[arg(long)]
     port: Option<u16>,
-    /// HTTP monitoring port; 0 picks a free one [default: 8333].
+    /// HTTP port: monitoring and the /v1 API (events, streams, webhooks); 0 picks a free one [default: 8333].
     #[arg(long)]
     http_port: Option<u16>,
     /// Directory for durable data, created if missing [default: ./data].
@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Milliseconds between fsyncs for sync policy interval [default: 1000].
     #[arg(long)]
     sync_interval_ms: Option<u64>,
+    /// Subject of CloudEvents posted to /v1/events without one; {type}, {source} and {subject}
+    /// are replaced by those attributes [default: {type}].
+    #[arg(long)]
+    http_subject_template: Option<String>,
 }
 
 fn parse_sync(text: &str) -> Result<herald_server::SyncPolicy, String> {
@@ -97,7 +101,8 @@ impl ServeArgs {
             max_pings_out,
             write_deadline_ms,
             sync,
-            sync_interval_ms
+            sync_interval_ms,
+            http_subject_template
         );
         if self.server_name.is_some() {
             config.server_name = self.server_name;
@@ -132,7 +137,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             env!("CARGO_PKG_VERSION"),
             server.client_addr()
         )?;
-        writeln!(stdout, "herald monitoring on http://{}", server.http_addr())?;
+        writeln!(
+            stdout,
+            "herald HTTP API and monitoring on http://{}",
+            server.http_addr()
+        )?;
         stdout.flush()?;
         drop(stdout);
         stop.await;

@@ -374,6 +374,10 @@ impl Commit for Stream {
 pub(crate) struct Capture(pub Arc<Stream>);
 
 impl InternalHandler for Capture {
+    fn captures(&self) -> bool {
+        true
+    }
+
     fn on_message(&self, msg: &InMsg<'_>, effects: &mut Effects) {
         let stream = &self.0;
         let result = stream.store_message(msg.subject, msg.headers, msg.payload);

@@ -170,7 +170,7 @@ fn startup_banner_is_exactly_two_lines_and_data_dir_is_created() {
     );
     assert_eq!(
         server.banner[1],
-        format!("herald monitoring on http://{}", server.http_addr)
+        format!("herald HTTP API and monitoring on http://{}", server.http_addr)
     );
     assert_eq!(server.client_addr.ip().to_string(), "127.0.0.1");
     assert_ne!(server.client_addr.port(), server.http_addr.port());

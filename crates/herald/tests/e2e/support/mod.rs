@@ -160,7 +160,7 @@ impl TestServer {
         }
         let banner = [lines[0].clone(), lines[1].clone()];
         let client_prefix = format!("herald {VERSION} listening for clients on nats://");
-        let http_prefix = "herald monitoring on http://";
+        let http_prefix = "herald HTTP API and monitoring on http://";
         let parse = |line: &str, prefix: &str| -> Result<SocketAddr, String> {
             line.strip_prefix(prefix)
                 .and_then(|addr| addr.parse().ok())

@@ -1,0 +1,1 @@
+//! SSE and WebSocket push.
