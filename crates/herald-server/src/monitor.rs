@@ -280,6 +280,7 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
         let _ = writeln!(out, "herald_errors_total{{verb=\"{verb}\"}} {n}");
     }
     crate::jetstream::metrics::write_prometheus(&state.jetstream.stats(), &mut out);
+    state.http_stats.write_prometheus(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

@@ -57,6 +57,8 @@ pub(crate) struct ServerState {
     pub started_at: SystemTime,
     /// Streams and consumers.
     pub jetstream: crate::jetstream::JetStream,
+    /// Counters of the HTTP front end.
+    pub http_stats: crate::http::stats::HttpStats,
 }
 
 /// A running server.
@@ -103,6 +105,7 @@ impl Server {
         );
         let state = Arc::new(ServerState {
             jetstream,
+            http_stats: Default::default(),
             config,
             router: Router::new(),
             stats: Stats::default(),

@@ -12,6 +12,7 @@
 //! answer comes once the message is routed to every subscriber, or, when a
 //! stream captures the subject, once the stream stored it (the PubAck).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -74,7 +75,7 @@ pub(crate) async fn publish_to_subject(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    ingest(&http, Some(&subject), &headers, body).await
+    counted(&http, ingest(&http, Some(&subject), &headers, body).await)
 }
 
 /// `POST /v1/events`: CloudEvents only; the subject comes from the
@@ -84,7 +85,14 @@ pub(crate) async fn publish_by_template(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    ingest(&http, None, &headers, body).await
+    counted(&http, ingest(&http, None, &headers, body).await)
+}
+
+fn counted(http: &Http, result: Result<Response, Problem>) -> Result<Response, Problem> {
+    if result.is_err() {
+        http.server.http_stats.ingest_refused.fetch_add(1, Relaxed);
+    }
+    result
 }
 
 async fn ingest(
@@ -271,6 +279,7 @@ pub(crate) async fn publish(
     if block.len() + payload.len() > max_payload {
         return Err(Problem::too_large(max_payload));
     }
+    let started = std::time::Instant::now();
     let (published, inbox) = http.local.publish_for_ack(subject.as_bytes(), &block, payload);
     let mut result = PublishResult {
         subject: subject.to_string(),
@@ -280,6 +289,7 @@ pub(crate) async fn publish(
         duplicate: false,
     };
     let Some(mut inbox) = inbox else {
+        http.server.http_stats.ingested.fetch_add(1, Relaxed);
         return Ok(result);
     };
     let Some(reply) = inbox.next(PUB_ACK_TIMEOUT).await else {
@@ -294,6 +304,8 @@ pub(crate) async fn publish(
     }
     match serde_json::from_slice::<PubAck>(&reply.payload) {
         Ok(ack) if !ack.stream.is_empty() => {
+            http.server.http_stats.ingested.fetch_add(1, Relaxed);
+            http.server.http_stats.ingest_latency.observe(started.elapsed());
             result.stream = Some(ack.stream);
             result.seq = Some(ack.seq);
             result.duplicate = ack.duplicate;

@@ -17,6 +17,7 @@ pub(crate) mod admin;
 pub(crate) mod ingest;
 pub(crate) mod problem;
 pub(crate) mod push;
+pub(crate) mod stats;
 pub(crate) mod webhooks;
 
 use std::sync::Arc;
