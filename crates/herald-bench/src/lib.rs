@@ -37,6 +37,10 @@
 //!   (read, decode, apply) through the SDK's repository.
 //! * `es-project` — a projection catching up with `--events` stored events
 //!   into an in-memory read model (decode, apply, checkpoint).
+//! * `http-ingest` — not NATS: events posted to Herald's HTTP API
+//!   (`POST /v1/events/{subject}`) over `--conns` keep-alive connections,
+//!   as fast as answered or at a fixed `--rate` (latency then measured from
+//!   each request's scheduled time); `--capture` stores every event.
 //!
 //! Each prints one human-readable line, or one JSON object with `--json`.
 //!
@@ -58,6 +62,7 @@ pub mod conn;
 pub mod es;
 pub mod esherald;
 pub mod espg;
+pub mod httpingest;
 pub mod js;
 pub mod jspub;
 pub mod jsreplay;
@@ -98,6 +103,8 @@ pub enum Workload {
     EsLoad(esherald::EsLoadArgs),
     /// Projection catch-up into an in-memory read model through the herald-events SDK.
     EsProject(esherald::EsProjectArgs),
+    /// Events published over HTTP (POST /v1/events): throughput, or latency at a fixed rate.
+    HttpIngest(httpingest::HttpIngestArgs),
 }
 
 /// Options every workload takes.
@@ -131,6 +138,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Workload::EsAppend(args) => emit(args.common.json, &esherald::run_append(&args)?),
         Workload::EsLoad(args) => emit(args.common.json, &esherald::run_load(&args)?),
         Workload::EsProject(args) => emit(args.common.json, &esherald::run_project(&args)?),
+        Workload::HttpIngest(args) => emit(args.common.json, &httpingest::run(&args)?),
     }
 }
 

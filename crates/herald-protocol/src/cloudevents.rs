@@ -20,7 +20,11 @@
 //! assert_eq!(headers.get("content-type"), Some("application/json"));
 //! ```
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
@@ -118,18 +122,21 @@ impl CloudEvent {
 
     /// Parses one structured-mode event (`application/cloudevents+json`).
     pub fn parse_structured(body: &[u8]) -> Result<CloudEvent, CloudEventError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| CloudEventError::Json(e.to_string()))?;
-        CloudEvent::from_json(value)
+        let members: Members<'_> = serde_json::from_slice(body).map_err(json_error)?;
+        CloudEvent::from_members(members)
     }
 
     /// Parses a batch (`application/cloudevents-batch+json`): a JSON array
     /// of 1 to [`BATCH_EVENTS_MAX`] structured events.
     pub fn parse_batch(body: &[u8]) -> Result<Vec<CloudEvent>, CloudEventError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| CloudEventError::Json(e.to_string()))?;
-        let Value::Array(items) = value else {
-            return Err(CloudEventError::Batch(
-                "the body must be a JSON array of events".into(),
-            ));
+        let items: Vec<&RawValue> = match serde_json::from_slice(body) {
+            Ok(items) => items,
+            Err(e) if e.is_data() => {
+                return Err(CloudEventError::Batch(
+                    "the body must be a JSON array of events".into(),
+                ))
+            }
+            Err(e) => return Err(json_error(e)),
         };
         if items.is_empty() {
             return Err(CloudEventError::Batch("the batch is empty".into()));
@@ -144,31 +151,40 @@ impl CloudEvent {
             .into_iter()
             .enumerate()
             .map(|(index, item)| {
-                CloudEvent::from_json(item).map_err(|error| CloudEventError::InBatch {
-                    index,
-                    error: Box::new(error),
+                CloudEvent::parse_structured(item.get().as_bytes()).map_err(|error| {
+                    CloudEventError::InBatch {
+                        index,
+                        error: Box::new(error),
+                    }
                 })
             })
             .collect()
     }
 
-    /// An event from a structured-mode JSON object.
-    pub fn from_json(value: Value) -> Result<CloudEvent, CloudEventError> {
-        let Value::Object(object) = value else {
-            return Err(CloudEventError::Json("an event must be a JSON object".into()));
+    /// An event from the members of a structured-mode JSON object, values
+    /// still as their JSON text.
+    fn from_members(members: Members<'_>) -> Result<CloudEvent, CloudEventError> {
+        let mut event = CloudEvent {
+            attributes: Vec::with_capacity(members.0.len()),
+            ..CloudEvent::default()
         };
-        let mut event = CloudEvent::default();
         let mut data = None;
         let mut data_base64 = None;
-        for (name, value) in object {
-            match name.as_str() {
+        for (name, value) in members.0 {
+            match name.as_ref() {
                 "data" => data = Some(value),
                 "data_base64" => data_base64 = Some(value),
                 "datacontenttype" => event.content_type = Some(string_attribute(&name, value)?),
                 _ => {
                     check_name(&name)?;
+                    if event.attribute(&name).is_some() {
+                        return Err(CloudEventError::AttributeValue {
+                            name: name.into_owned(),
+                            reason: "the attribute appears twice".into(),
+                        });
+                    }
                     let value = string_attribute(&name, value)?;
-                    event.attributes.push((name, value));
+                    event.attributes.push((name.into_owned(), value));
                 }
             }
         }
@@ -178,20 +194,26 @@ impl CloudEvent {
                     "both `data` and `data_base64` are present".into(),
                 ))
             }
-            (None, Some(Value::String(encoded))) => base64::engine::general_purpose::STANDARD
-                .decode(encoded.as_bytes())
-                .map_err(|e| CloudEventError::Data(format!("`data_base64` is not base64: {e}")))?,
-            (None, Some(_)) => return Err(CloudEventError::Data("`data_base64` must be a string".into())),
-            (Some(Value::String(text)), None)
-                if event.content_type.as_deref().is_some_and(|t| !is_json(t)) =>
-            {
-                text.into_bytes()
+            (None, Some(encoded)) => {
+                let encoded = json_string(encoded.get())
+                    .map_err(|_| CloudEventError::Data("`data_base64` must be a string".into()))?;
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.as_bytes())
+                    .map_err(|e| CloudEventError::Data(format!("`data_base64` is not base64: {e}")))?
             }
-            (Some(value), None) => {
-                if event.content_type.is_none() {
-                    event.content_type = Some("application/json".into());
+            (Some(raw), None) => {
+                let text = raw.get();
+                let json = event.content_type.as_deref().is_none_or(is_json);
+                if !json && text.starts_with('"') {
+                    // Text data of a non-JSON type travels as a JSON string.
+                    let text = json_string(text).map_err(|e| CloudEventError::Json(e.to_string()))?;
+                    text.into_owned().into_bytes()
+                } else {
+                    if event.content_type.is_none() {
+                        event.content_type = Some("application/json".into());
+                    }
+                    text.as_bytes().to_vec()
                 }
-                serde_json::to_vec(&value).map_err(|e| CloudEventError::Json(e.to_string()))?
             }
             (None, None) => Vec::new(),
         };
@@ -273,6 +295,31 @@ impl CloudEvent {
             headers.append("content-type", content_type);
         }
         headers
+    }
+
+    /// Appends the encoded NATS header block of [`CloudEvent::to_headers`]
+    /// to `out`, plus `Nats-Msg-Id: <id>` when `msg_id` (the dedup id of a
+    /// capturing stream). Values were validated free of line breaks.
+    pub fn write_headers(&self, msg_id: bool, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"NATS/1.0\r\n");
+        for (name, value) in &self.attributes {
+            out.extend_from_slice(HEADER_PREFIX.as_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(content_type) = &self.content_type {
+            out.extend_from_slice(b"content-type: ");
+            out.extend_from_slice(content_type.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(id) = self.attribute("id").filter(|_| msg_id) {
+            out.extend_from_slice(b"Nats-Msg-Id: ");
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
     }
 
     /// The event a NATS message carries. Attributes come from its `ce-*`
@@ -366,28 +413,95 @@ fn check_name(name: &str) -> Result<(), CloudEventError> {
 }
 
 /// Attribute values are strings; extensions may also be JSON numbers or
-/// booleans (kept in their canonical string form).
-fn string_attribute(name: &str, value: Value) -> Result<String, CloudEventError> {
-    match value {
-        Value::String(s) => Ok(s),
-        Value::Bool(b) => Ok(b.to_string()),
-        Value::Number(n) if !REQUIRED.contains(&name) => Ok(n.to_string()),
-        other => Err(CloudEventError::AttributeValue {
-            name: name.to_string(),
-            reason: format!("expected a string, got {}", json_kind(&other)),
-        }),
+/// booleans (kept in their JSON text form).
+fn string_attribute(name: &str, value: &RawValue) -> Result<String, CloudEventError> {
+    let text = value.get();
+    let kind = match text.as_bytes().first() {
+        Some(b'"') => {
+            let value = json_string(text).map_err(|e| CloudEventError::Json(e.to_string()))?;
+            return Ok(value.into_owned());
+        }
+        Some(b't' | b'f') => return Ok(text.to_string()),
+        Some(b'-' | b'0'..=b'9') if !REQUIRED.contains(&name) => return Ok(text.to_string()),
+        Some(b'-' | b'0'..=b'9') => "a number",
+        Some(b'n') => "null",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "something else",
+    };
+    Err(CloudEventError::AttributeValue {
+        name: name.to_string(),
+        reason: format!("expected a string, got {kind}"),
+    })
+}
+
+fn json_error(e: serde_json::Error) -> CloudEventError {
+    if e.is_data() {
+        CloudEventError::Json(format!("an event must be a JSON object ({e})"))
+    } else {
+        CloudEventError::Json(e.to_string())
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// The members of a JSON object in order, names borrowed when they have
+/// no escapes, values as their JSON text.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8).min(64));
+                while let Some((name, value)) = map.next_entry::<Text<'de>, &'de RawValue>()? {
+                    members.push((name.0, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
     }
+}
+
+/// A JSON string, borrowed from the input unless it has escapes (serde's
+/// own `Cow<str>` always allocates).
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// The string a JSON string literal stands for.
+fn json_string(literal: &str) -> Result<Cow<'_, str>, serde_json::Error> {
+    serde_json::from_str::<Text<'_>>(literal).map(|t| t.0)
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -483,6 +597,21 @@ mod tests {
     }
 
     #[test]
+    fn escaped_names_and_values_and_duplicates() {
+        let event = structured(
+            r#"{"specversion":"1.0","\u0069d":"a\"b","source":"s","type":"t","data":{"k": [1, 2]}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.attribute("id"), Some("a\"b"));
+        assert_eq!(event.data, br#"{"k": [1, 2]}"#, "data passes through as sent");
+        let twice = structured(r#"{"specversion":"1.0","id":"1","id":"2","source":"s","type":"t"}"#);
+        assert!(
+            matches!(twice, Err(CloudEventError::AttributeValue { .. })),
+            "{twice:?}"
+        );
+    }
+
+    #[test]
     fn data_forms() {
         let text = structured(r#"{"specversion":"1.0","id":"1","source":"s","type":"t","datacontenttype":"text/plain","data":"hi"}"#).unwrap();
         assert_eq!(text.data, b"hi");
@@ -525,6 +654,9 @@ mod tests {
         let event = CloudEvent::from_binary(headers, Some("application/json"), b"{}".to_vec()).unwrap();
         assert_eq!(event.attribute("source"), Some("/shop"));
         let block = event.to_headers().to_bytes();
+        let mut written = Vec::new();
+        event.write_headers(false, &mut written);
+        assert_eq!(written, block, "both encodings agree");
         let parsed = Headers::parse(&block).unwrap();
         let back = CloudEvent::from_message(
             Some(&parsed),

@@ -187,27 +187,9 @@ impl Local {
     /// way).
     pub fn publish(&self, subject: &[u8], reply: Option<&[u8]>, headers: &[u8], payload: &[u8]) -> Published {
         let mut publisher = self.publisher();
-        let routed = if headers.is_empty() {
-            publisher.route(subject, reply, None, PubData::Borrowed(payload), None)
-        } else {
-            let mut frame = Vec::with_capacity(headers.len() + payload.len());
-            frame.extend_from_slice(headers);
-            frame.extend_from_slice(payload);
-            publisher.route(
-                subject,
-                reply,
-                Some(headers.len()),
-                PubData::Borrowed(&frame),
-                None,
-            )
-        };
-        publisher.counts.in_msgs += 1;
-        publisher.counts.in_bytes += (headers.len() + payload.len()) as u64;
-        publisher.finish();
+        let published = route(&mut publisher, subject, reply, headers, payload);
         self.recycle(publisher);
-        Published {
-            delivered: routed.delivered,
-        }
+        published
     }
 
     /// Publishes like [`Local::publish`]; when a stream captures `subject`,
@@ -218,18 +200,12 @@ impl Local {
         headers: &[u8],
         payload: &[u8],
     ) -> (Published, Option<LocalInbox>) {
-        let captured = {
-            let mut publisher = self.publisher();
-            let captured = publisher.captures(subject);
-            self.recycle(publisher);
-            captured
-        };
-        if !captured {
-            return (self.publish(subject, None, headers, payload), None);
-        }
-        let inbox = self.inbox(1);
-        let published = self.publish(subject, Some(inbox.subject.as_bytes()), headers, payload);
-        (published, Some(inbox))
+        let mut publisher = self.publisher();
+        let inbox = publisher.captures(subject).then(|| self.inbox(1));
+        let reply = inbox.as_ref().map(|inbox| inbox.subject.as_bytes());
+        let published = route(&mut publisher, subject, reply, headers, payload);
+        self.recycle(publisher);
+        (published, inbox)
     }
 
     /// Sends a request and waits up to `timeout` for the first reply.
@@ -324,6 +300,36 @@ impl Local {
         if pool.len() < PUBLISHERS_POOLED_MAX {
             pool.push(publisher);
         }
+    }
+}
+
+/// Routes one message through `publisher` and finishes the batch.
+fn route(
+    publisher: &mut Publisher,
+    subject: &[u8],
+    reply: Option<&[u8]>,
+    headers: &[u8],
+    payload: &[u8],
+) -> Published {
+    let routed = if headers.is_empty() {
+        publisher.route(subject, reply, None, PubData::Borrowed(payload), None)
+    } else {
+        let mut frame = Vec::with_capacity(headers.len() + payload.len());
+        frame.extend_from_slice(headers);
+        frame.extend_from_slice(payload);
+        publisher.route(
+            subject,
+            reply,
+            Some(headers.len()),
+            PubData::Borrowed(&frame),
+            None,
+        )
+    };
+    publisher.counts.in_msgs += 1;
+    publisher.counts.in_bytes += (headers.len() + payload.len()) as u64;
+    publisher.finish();
+    Published {
+        delivered: routed.delivered,
     }
 }
 

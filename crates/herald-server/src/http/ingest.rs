@@ -167,7 +167,12 @@ async fn ingest(
                     message_headers.append("Nats-Msg-Id", key);
                 }
             }
-            let result = publish(http, subject, &message_headers, &body).await?;
+            let block = if message_headers.is_empty() {
+                Vec::new()
+            } else {
+                message_headers.to_bytes()
+            };
+            let result = publish(http, subject, &block, &body).await?;
             Ok(Json(result).into_response())
         }
     }
@@ -230,11 +235,9 @@ async fn publish_event(
         Some(subject) => subject.to_string(),
         None => render_template(&http.server.config.http_subject_template, event)?,
     };
-    let mut headers = event.to_headers();
-    if let Some(id) = event.attribute("id") {
-        headers.append("Nats-Msg-Id", id);
-    }
-    publish(http, &subject, &headers, &event.data).await
+    let mut block = Vec::with_capacity(256);
+    event.write_headers(true, &mut block);
+    publish(http, &subject, &block, &event.data).await
 }
 
 /// Replaces `{type}`, `{source}` and `{subject}` in `template`.
@@ -257,11 +260,12 @@ fn render_template(template: &str, event: &CloudEvent) -> Result<String, Problem
     Ok(subject)
 }
 
-/// Publishes a message and, when a stream captures it, waits for the PubAck.
+/// Publishes a message (`block`: an encoded header block or empty) and,
+/// when a stream captures it, waits for the PubAck.
 pub(crate) async fn publish(
     http: &Http,
     subject: &str,
-    headers: &Headers,
+    block: &[u8],
     payload: &[u8],
 ) -> Result<PublishResult, Problem> {
     if let Err(e) = herald_core::validate_literal_subject(subject.as_bytes()) {
@@ -270,17 +274,12 @@ pub(crate) async fn publish(
             format!("`{subject}` is not a valid subject to publish to: {e}"),
         ));
     }
-    let block = if headers.is_empty() {
-        Vec::new()
-    } else {
-        headers.to_bytes()
-    };
     let max_payload = http.server.config.max_payload;
     if block.len() + payload.len() > max_payload {
         return Err(Problem::too_large(max_payload));
     }
     let started = std::time::Instant::now();
-    let (published, inbox) = http.local.publish_for_ack(subject.as_bytes(), &block, payload);
+    let (published, inbox) = http.local.publish_for_ack(subject.as_bytes(), block, payload);
     let mut result = PublishResult {
         subject: subject.to_string(),
         delivered: published.delivered,
@@ -299,7 +298,13 @@ pub(crate) async fn publish(
             format!("the stream did not confirm within {PUB_ACK_TIMEOUT:?}"),
         ));
     };
-    if let Ok(error) = serde_json::from_slice::<ErrorResponse>(&reply.payload) {
+    // A PubAck, or an error reply with the stream's name: look for the
+    // error member before parsing for it (the common case is a PubAck).
+    let refused = memchr::memmem::find(&reply.payload, b"\"error\"").is_some();
+    if let Some(error) = refused
+        .then(|| serde_json::from_slice::<ErrorResponse>(&reply.payload).ok())
+        .flatten()
+    {
         return Err(Problem::from_api(&error.error));
     }
     match serde_json::from_slice::<PubAck>(&reply.payload) {
