@@ -222,7 +222,7 @@ pub fn run(args: &HttpIngestArgs) -> anyhow::Result<HttpIngestReport> {
 }
 
 /// `http://host:port/…`, `host:port` → `host:port`.
-fn http_addr(url: &str) -> anyhow::Result<String> {
+pub(crate) fn http_addr(url: &str) -> anyhow::Result<String> {
     let rest = url.strip_prefix("http://").unwrap_or(url);
     let rest = rest.split('/').next().unwrap_or("");
     if rest.is_empty() || url.starts_with("https://") {

@@ -41,6 +41,9 @@
 //!   (`POST /v1/events/{subject}`) over `--conns` keep-alive connections,
 //!   as fast as answered or at a fixed `--rate` (latency then measured from
 //!   each request's scheduled time); `--capture` stores every event.
+//! * `webhook` — webhook delivery throughput: a receiver on loopback, a
+//!   webhook to it, `--events` published over NATS, timed until every event
+//!   arrived.
 //!
 //! Each prints one human-readable line, or one JSON object with `--json`.
 //!
@@ -71,6 +74,7 @@ pub mod pubsub;
 pub mod reqrep;
 pub mod scan;
 pub mod stats;
+pub mod webhook;
 mod workers;
 
 use serde::Serialize;
@@ -105,6 +109,8 @@ pub enum Workload {
     EsProject(esherald::EsProjectArgs),
     /// Events published over HTTP (POST /v1/events): throughput, or latency at a fixed rate.
     HttpIngest(httpingest::HttpIngestArgs),
+    /// Webhook delivery throughput to a local receiver started by the benchmark.
+    Webhook(webhook::WebhookArgs),
 }
 
 /// Options every workload takes.
@@ -139,6 +145,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Workload::EsLoad(args) => emit(args.common.json, &esherald::run_load(&args)?),
         Workload::EsProject(args) => emit(args.common.json, &esherald::run_project(&args)?),
         Workload::HttpIngest(args) => emit(args.common.json, &httpingest::run(&args)?),
+        Workload::Webhook(args) => emit(args.common.json, &webhook::run(&args)?),
     }
 }
 
