@@ -29,6 +29,11 @@
 #            scripts/postgres.sh), alternating; then Herald alone: loading a
 #            1000-event aggregate (`es-load`) and a projection catching up
 #            (`es-project`). Skipped with a note when PostgreSQL cannot start.
+#   http     Herald's HTTP API alone (nats-server has none): `http-ingest`
+#            with HTTP_CONNS keep-alive connections: plain bodies, CloudEvents,
+#            CloudEvents stored by a stream, batches of 100 stored; CloudEvents
+#            at HTTP_RATE events/s for the latency; then `webhook` delivery to a
+#            local receiver. Fresh herald with an empty data dir every round.
 #
 # Environment:
 #   ROUNDS           rounds per workload and server (default 5)
@@ -37,7 +42,11 @@
 #   REQS             measured requests per reqrep run (default 50000: a p99 from
 #                    fewer samples moves with every scheduling hiccup of the VM)
 #   CONNS            idle connections for the memory workload (default 1000)
-#   PHASES           phases to run, space- or comma-separated (default "core js memory es")
+#   PHASES           phases to run, space- or comma-separated (default "core js memory es http")
+#   HTTP_CONNS       keep-alive connections of the http phase (default 16)
+#   HTTP_EVENTS      events per http-ingest run (default 200000)
+#   HTTP_RATE        events/s of the fixed-rate latency run (default 25000)
+#   WEBHOOK_EVENTS   events per webhook run (default 20000)
 #   ES_AGGREGATES    concurrent aggregates of the es phase (default 64)
 #   ES_SECS          measured seconds per es-append run (default 5)
 #   PG_PORT          port of the es phase's PostgreSQL (default 54329)
@@ -66,7 +75,11 @@ MSGS="${MSGS:-2000000}"
 MSGS_4K="${MSGS_4K:-500000}"
 REQS="${REQS:-50000}"
 CONNS="${CONNS:-1000}"
-PHASES="${PHASES:-core js memory es}"
+PHASES="${PHASES:-core js memory es http}"
+HTTP_CONNS="${HTTP_CONNS:-16}"
+HTTP_EVENTS="${HTTP_EVENTS:-200000}"
+HTTP_RATE="${HTTP_RATE:-25000}"
+WEBHOOK_EVENTS="${WEBHOOK_EVENTS:-20000}"
 PHASES=" ${PHASES//,/ } "
 JS_MSGS="${JS_MSGS:-500000}"
 JS_SYNC_MSGS="${JS_SYNC_MSGS:-50000}"
@@ -97,8 +110,8 @@ log() { echo "==> $*" >&2; }
 has_phase() { [[ "$PHASES" == *" $1 "* ]]; }
 for phase in $PHASES; do
     case "$phase" in
-        core | js | memory | es) ;;
-        *) echo "unknown phase in PHASES: $phase (expected core, js, memory, es)" >&2; exit 2 ;;
+        core | js | memory | es | http) ;;
+        *) echo "unknown phase in PHASES: $phase (expected core, js, memory, es, http)" >&2; exit 2 ;;
     esac
 done
 
@@ -430,6 +443,29 @@ if has_phase es; then
     fi
 fi
 
+# --- HTTP: Herald alone ----------------------------------------------------------
+
+if has_phase http; then
+    HTTP_ARGS=(--http "http://$HOST:$HERALD_HTTP_PORT" --conns "$HTTP_CONNS")
+    for ((round = 1; round <= ROUNDS; round++)); do
+        log "round $round/$ROUNDS: http (fresh herald, empty data dir)"
+        restart_servers js
+        run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" http_plain \
+            http-ingest "${HTTP_ARGS[@]}" --events "$HTTP_EVENTS" --format plain
+        run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" http_ce \
+            http-ingest "${HTTP_ARGS[@]}" --events "$HTTP_EVENTS" --format cloudevents
+        run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" http_ce_stored \
+            http-ingest "${HTTP_ARGS[@]}" --events "$HTTP_EVENTS" --format cloudevents --capture
+        run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" http_batch_stored \
+            http-ingest "${HTTP_ARGS[@]}" --events "$((HTTP_EVENTS * 5))" --format batch --batch 100 --capture
+        run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" http_ce_rate \
+            http-ingest "${HTTP_ARGS[@]}" --events "$((HTTP_RATE * 4))" --format cloudevents --rate "$HTTP_RATE"
+        run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" webhook \
+            webhook --http "http://$HOST:$HERALD_HTTP_PORT" --events "$WEBHOOK_EVENTS" --concurrency 16
+    done
+    stop_servers
+fi
+
 # --- summary -------------------------------------------------------------------
 
 mkdir -p "$ROOT/bench/results"
@@ -438,7 +474,7 @@ CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' 
 
 ROUNDS="$ROUNDS" CONNS="$CONNS" JS_MSGS="$JS_MSGS" JS_SYNC_MSGS="$JS_SYNC_MSGS" \
     JS_REPLAY_MSGS="$JS_REPLAY_MSGS" JS_IN_FLIGHT="$JS_IN_FLIGHT" JS_ACK="$JS_ACK" NOTES="$NOTES" \
-    ES_AGGREGATES="$ES_AGGREGATES" \
+    ES_AGGREGATES="$ES_AGGREGATES" HTTP_CONNS="$HTTP_CONNS" HTTP_RATE="$HTTP_RATE" \
     HERALD_VERSION="$HERALD_VERSION" NATS_VERSION="$NATS_VERSION" \
     MACHINE="$(nproc) CPUs, $CPU_MODEL, Linux $(uname -r)" DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
     python3 - "$RESULTS" "$ROOT/bench/results/latest.md" <<'EOF'
@@ -549,6 +585,22 @@ if any(r["id"] == "es_append" for r in runs):
     lines += ["", f"- loading a 1000-event aggregate (read, decode, apply): p50 {load}, p99 {load99} (target < 5000 µs)",
               f"- projection catch-up into memory: {proj.replace('msgs/s', 'events/s')} (target ≥ 200 k events/s)",
               f"- PostgreSQL: {next((r['result'].get('server_version', '') + ', ' + r['result'].get('durability', '') for r in runs if r['server'] == 'postgres' and not r['result'].get('error')), 'not run')}"]
+
+HTTP_ROWS = [
+    ("plain body, not stored", "http_plain", "events_per_sec", "msgs/s"),
+    ("CloudEvent (structured), not stored", "http_ce", "events_per_sec", "msgs/s"),
+    ("CloudEvent, stored by a stream (answered after the PubAck)", "http_ce_stored", "events_per_sec", "msgs/s"),
+    ("CloudEvents in batches of 100, stored", "http_batch_stored", "events_per_sec", "msgs/s"),
+    (f"CloudEvent at {env.get('HTTP_RATE', '25000')}/s: p50 latency", "http_ce_rate", "p50_us", "µs"),
+    (f"CloudEvent at {env.get('HTTP_RATE', '25000')}/s: p99 latency", "http_ce_rate", "p99_us", "µs"),
+    ("webhook deliveries to a local receiver, concurrency 16", "webhook", "deliveries_per_sec", "msgs/s"),
+]
+if any(r["id"].startswith("http_") or r["id"] == "webhook" for r in runs):
+    lines += ["", f"## HTTP (Herald only; {env.get('HTTP_CONNS', '16')} keep-alive connections, one request in flight each)", "",
+              "| workload | herald |", "|---|---:|"]
+    for label, wid, metric, unit in HTTP_ROWS:
+        _, text = cell("herald", wid, metric, unit)
+        lines.append(f"| {label} | {text.replace('msgs/s', 'events/s')} |")
 
 text = "\n".join(lines) + "\n"
 open(out_path, "w").write(text)
