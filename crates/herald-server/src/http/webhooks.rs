@@ -67,7 +67,9 @@ fn problem(error: WebhookError) -> Problem {
         WebhookError::Conflict(detail) => Problem::new(StatusCode::CONFLICT, "conflict", detail),
         WebhookError::NotFound(name) => not_found(&name),
         WebhookError::Setup(SetupError::Invalid(detail)) => Problem::bad_request("invalid-webhook", detail),
-        WebhookError::Setup(SetupError::Conflict(detail)) => Problem::new(StatusCode::CONFLICT, "conflict", detail),
+        WebhookError::Setup(SetupError::Conflict(detail)) => {
+            Problem::new(StatusCode::CONFLICT, "conflict", detail)
+        }
         WebhookError::Setup(SetupError::Api(e)) => Problem::from_api(&e),
         WebhookError::Setup(SetupError::Local(e)) => e.into(),
         WebhookError::Setup(e @ SetupError::Reply { .. }) => {

@@ -170,8 +170,8 @@ impl CreateRequest {
             Some(text) => Secret::parse(&text).map_err(|e| format!("`secret` {e}"))?,
             None => Secret::generate().map_err(|e| e.to_string())?,
         };
-        let max_attempts = int(map, "max_attempts", 1, MAX_ATTEMPTS_MAX)?
-            .map_or(DEFAULT_MAX_ATTEMPTS, |n| n as u32);
+        let max_attempts =
+            int(map, "max_attempts", 1, MAX_ATTEMPTS_MAX)?.map_or(DEFAULT_MAX_ATTEMPTS, |n| n as u32);
         let max_age_ms = int(map, "max_age_ms", 1, MAX_AGE_MS_MAX)?.unwrap_or(DEFAULT_MAX_AGE_MS);
         let backoff_initial_ms =
             int(map, "backoff_initial_ms", 1, BACKOFF_MS_MAX)?.unwrap_or(DEFAULT_BACKOFF_INITIAL_MS);
@@ -271,7 +271,9 @@ fn int(map: &Map<String, Value>, field: &str, min: u64, max: u64) -> Result<Opti
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= NAME_BYTES_MAX
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -388,11 +390,20 @@ mod tests {
     #[test]
     fn defaults_are_filled_in() {
         let r = parse(minimal()).unwrap();
-        assert!(r.name.starts_with("wh-") && check_name(&r.name).is_ok(), "{}", r.name);
+        assert!(
+            r.name.starts_with("wh-") && check_name(&r.name).is_ok(),
+            "{}",
+            r.name
+        );
         assert_eq!(r.stream, None);
         assert!(r.secret.text().starts_with("whsec_"));
         assert_eq!(
-            (r.max_attempts, r.max_age_ms, r.backoff_initial_ms, r.backoff_max_ms),
+            (
+                r.max_attempts,
+                r.max_age_ms,
+                r.backoff_initial_ms,
+                r.backoff_max_ms
+            ),
             (10, 86_400_000, 1000, 3_600_000)
         );
         assert_eq!((r.timeout_ms, r.concurrency, r.ordered), (10_000, 4, false));
@@ -412,8 +423,14 @@ mod tests {
         assert_eq!(r.name, "billing_1");
         assert_eq!(r.stream.as_deref(), Some("ORDERS"));
         assert_eq!(r.secret.text(), secret);
-        assert_eq!((r.max_attempts, r.max_age_ms, r.timeout_ms, r.concurrency), (3, 5000, 500, 256));
-        assert_eq!((r.backoff_initial_ms, r.backoff_max_ms, r.ordered), (10, 20, true));
+        assert_eq!(
+            (r.max_attempts, r.max_age_ms, r.timeout_ms, r.concurrency),
+            (3, 5000, 500, 256)
+        );
+        assert_eq!(
+            (r.backoff_initial_ms, r.backoff_max_ms, r.ordered),
+            (10, 20, true)
+        );
         assert_eq!(r.dead_letter_subject, "dead.orders");
         let config = r.into_config("ORDERS".into(), false, "now".into());
         assert_eq!(config.effective_concurrency(), 1);
@@ -442,19 +459,37 @@ mod tests {
             (with("stream", json!("A.B")), "`stream`"),
             (with("secret", json!("abc")), "`secret` must start with `whsec_`"),
             (with("secret", json!("whsec_AAAA")), "`secret` the key must be"),
-            (with("max_attempts", json!(0)), "`max_attempts` must be an integer from 1 to 100"),
+            (
+                with("max_attempts", json!(0)),
+                "`max_attempts` must be an integer from 1 to 100",
+            ),
             (with("max_attempts", json!(101)), "`max_attempts`"),
             (with("max_attempts", json!("3")), "`max_attempts`"),
             (with("max_attempts", json!(1.5)), "`max_attempts`"),
             (with("max_age_ms", json!(-1)), "`max_age_ms`"),
             (with("backoff_initial_ms", json!(0)), "`backoff_initial_ms`"),
-            (with("backoff_max_ms", json!(BACKOFF_MS_MAX + 1)), "`backoff_max_ms`"),
-            (with("backoff_initial_ms", json!(4_000_000)), "must not exceed `backoff_max_ms`"),
+            (
+                with("backoff_max_ms", json!(BACKOFF_MS_MAX + 1)),
+                "`backoff_max_ms`",
+            ),
+            (
+                with("backoff_initial_ms", json!(4_000_000)),
+                "must not exceed `backoff_max_ms`",
+            ),
             (with("timeout_ms", json!(0)), "`timeout_ms`"),
-            (with("concurrency", json!(257)), "`concurrency` must be an integer from 1 to 256"),
+            (
+                with("concurrency", json!(257)),
+                "`concurrency` must be an integer from 1 to 256",
+            ),
             (with("ordered", json!("yes")), "`ordered` must be true or false"),
-            (with("dead_letter_subject", json!("dead.*")), "`dead_letter_subject`"),
-            (with("dead_letter_subject", json!("orders.dead")), "matches the webhook's own"),
+            (
+                with("dead_letter_subject", json!("dead.*")),
+                "`dead_letter_subject`",
+            ),
+            (
+                with("dead_letter_subject", json!("orders.dead")),
+                "matches the webhook's own",
+            ),
         ];
         for (i, (result, needle)) in cases.into_iter().enumerate() {
             let err = result.expect_err(&format!("case {i} ({needle}) was accepted"));

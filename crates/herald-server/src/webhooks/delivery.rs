@@ -63,12 +63,19 @@ enum Outcome {
     /// 2xx.
     Delivered,
     /// Anything else: the status when there was a response, else the error.
-    Failed { status: Option<u16>, error: Option<String> },
+    Failed {
+        status: Option<u16>,
+        error: Option<String>,
+    },
 }
 
 impl Delivery {
     /// Everything needed to deliver `config`'s messages.
-    pub fn new(local: Arc<Local>, config: Arc<WebhookConfig>, stats: Arc<WebhookStats>) -> Result<Delivery, String> {
+    pub fn new(
+        local: Arc<Local>,
+        config: Arc<WebhookConfig>,
+        stats: Arc<WebhookStats>,
+    ) -> Result<Delivery, String> {
         let secret = Secret::parse(&config.secret).map_err(|e| format!("invalid secret: {e}"))?;
         let client = reqwest::Client::builder()
             // A redirect is a failed attempt: the signature is for this URL.
@@ -125,10 +132,7 @@ impl Delivery {
             if pull.is_none() {
                 let free = concurrency.saturating_sub(attempts.len());
                 if free > 0 {
-                    let request = format!(
-                        r#"{{"batch":{free},"expires":{}}}"#,
-                        PULL_EXPIRES_MS * 1_000_000
-                    );
+                    let request = format!(r#"{{"batch":{free},"expires":{}}}"#, PULL_EXPIRES_MS * 1_000_000);
                     self.local.publish(
                         pull_subject.as_bytes(),
                         Some(inbox.subject.as_bytes()),
@@ -138,7 +142,9 @@ impl Delivery {
                     pull = Some((free, Instant::now() + pull_wait));
                 }
             }
-            let wait = pull.map_or(pull_wait, |(_, due)| due.saturating_duration_since(Instant::now()));
+            let wait = pull.map_or(pull_wait, |(_, due)| {
+                due.saturating_duration_since(Instant::now())
+            });
             tokio::select! {
                 _ = stop.changed() => break,
                 Some(joined) = attempts.join_next(), if !attempts.is_empty() => {
@@ -194,7 +200,8 @@ impl Delivery {
                 Ok(()) => return true,
                 Err(e) => {
                     tracing::warn!(webhook = %self.config.name, error = %e, "cannot set up the webhook's consumer");
-                    self.stats.set_last_error(&format!("cannot set up the consumer: {e}"));
+                    self.stats
+                        .set_last_error(&format!("cannot set up the consumer: {e}"));
                 }
             }
             if stopped_within(stop, Duration::from_millis(wait_ms)).await {
@@ -269,7 +276,12 @@ impl Delivery {
             }
             return;
         }
-        let delay_ms = retry::delay_ms(config.backoff_initial_ms, config.backoff_max_ms, attempt, fastrand::f64());
+        let delay_ms = retry::delay_ms(
+            config.backoff_initial_ms,
+            config.backoff_max_ms,
+            attempt,
+            fastrand::f64(),
+        );
         // The last retry comes no later than the message's maximum age.
         let remaining_ms = config.max_age_ms - age_ms;
         self.nak(reply, delay_ms.min(remaining_ms).max(1));

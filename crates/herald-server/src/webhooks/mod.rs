@@ -145,7 +145,11 @@ impl Webhooks {
     /// Loads the definitions in `<data_dir>/webhooks` and starts their
     /// delivery tasks; they stop when `shutdown` turns true. A definition
     /// that cannot be read is logged and skipped (its file is kept).
-    pub fn start(state: Arc<ServerState>, local: Arc<Local>, shutdown: watch::Receiver<bool>) -> Arc<Webhooks> {
+    pub fn start(
+        state: Arc<ServerState>,
+        local: Arc<Local>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Webhooks> {
         let dir = state.config.data_dir.join("webhooks");
         let webhooks = Arc::new(Webhooks {
             state,
@@ -239,7 +243,11 @@ impl Webhooks {
         match std::fs::remove_file(definition_path(&self.dir, name)) {
             Ok(()) => sync_dir(&self.dir),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(WebhookError::Storage(format!("cannot remove the definition of {name}: {e}"))),
+            Err(e) => {
+                return Err(WebhookError::Storage(format!(
+                    "cannot remove the definition of {name}: {e}"
+                )))
+            }
         }
         self.state.webhooks.unregister(name);
         tracing::info!(webhook = %name, "webhook deleted");
@@ -268,7 +276,9 @@ impl Webhooks {
 
     async fn view(&self, hook: &Hook) -> WebhookView {
         if let Ok(pending) = setup::pending(&self.local, &hook.config).await {
-            hook.stats.pending.store(pending, std::sync::atomic::Ordering::Relaxed);
+            hook.stats
+                .pending
+                .store(pending, std::sync::atomic::Ordering::Relaxed);
         }
         let mut view = WebhookView::of(&hook.config);
         view.stats = Some(hook.stats.view());
@@ -281,7 +291,9 @@ impl Webhooks {
         let hooks = self.hooks.lock();
         let mut busy = self.busy.lock();
         if hooks.contains_key(name) || busy.contains(name) {
-            return Err(WebhookError::Conflict(format!("a webhook named {name} already exists")));
+            return Err(WebhookError::Conflict(format!(
+                "a webhook named {name} already exists"
+            )));
         }
         if hooks.len() + busy.len() >= WEBHOOKS_MAX {
             return Err(WebhookError::Conflict(format!(
@@ -348,9 +360,11 @@ fn definition_path(dir: &Path, name: &str) -> PathBuf {
 /// over the old one, then the directory fsynced. Readable by the owner only
 /// (it holds the secret).
 fn save(dir: &Path, config: &WebhookConfig) -> Result<(), String> {
-    let fail = |what: &str, e: std::io::Error| format!("cannot {what} the definition of {}: {e}", config.name);
+    let fail =
+        |what: &str, e: std::io::Error| format!("cannot {what} the definition of {}: {e}", config.name);
     std::fs::create_dir_all(dir).map_err(|e| fail("store", e))?;
-    let json = serde_json::to_vec_pretty(config).map_err(|e| format!("cannot encode {}: {e}", config.name))?;
+    let json =
+        serde_json::to_vec_pretty(config).map_err(|e| format!("cannot encode {}: {e}", config.name))?;
     let path = definition_path(dir, &config.name);
     let temp = dir.join(format!(".{}.json.tmp", config.name));
     let mut options = std::fs::OpenOptions::new();
@@ -390,7 +404,9 @@ fn load_all(dir: &Path) -> Vec<WebhookConfig> {
     let mut configs = Vec::new();
     for entry in entries.flatten() {
         let path = entry.path();
-        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
         if file_name.starts_with('.') || !file_name.ends_with(".json") {
             continue;
         }
@@ -447,7 +463,10 @@ mod tests {
         std::fs::write(dir.join("d.json"), serde_json::to_vec(&mismatched).unwrap()).unwrap();
         let mut loaded = load_all(&dir);
         loaded.sort_by(|x, y| x.name.cmp(&y.name));
-        assert_eq!(loaded.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            loaded.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert_eq!(loaded[0], a);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -11,7 +11,11 @@
 /// random number in `[0, 1)`; values outside are clamped.
 pub(crate) fn delay_ms(initial_ms: u64, max_ms: u64, attempt: u64, unit: f64) -> u64 {
     let nominal = nominal_ms(initial_ms, max_ms, attempt);
-    let unit = if unit.is_finite() { unit.clamp(0.0, 1.0) } else { 0.0 };
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let half = nominal / 2;
     let spread = nominal - half;
     half + ((spread as f64) * unit).round() as u64
@@ -50,7 +54,10 @@ mod tests {
             assert_eq!(delay_ms(100, 10_000, attempt, 1.0), nominal);
             for i in 0..100 {
                 let d = delay_ms(100, 10_000, attempt, i as f64 / 100.0);
-                assert!(d >= nominal / 2 && d <= nominal, "attempt {attempt}: {d} of {nominal}");
+                assert!(
+                    d >= nominal / 2 && d <= nominal,
+                    "attempt {attempt}: {d} of {nominal}"
+                );
             }
         }
     }

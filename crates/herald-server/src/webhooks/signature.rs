@@ -122,8 +122,14 @@ mod tests {
             block[..key.len()].copy_from_slice(key);
         }
         let pad = |byte: u8| block.map(|b| b ^ byte);
-        let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
-        let outer = Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize();
+        let inner = Sha256::new()
+            .chain_update(pad(0x36))
+            .chain_update(message)
+            .finalize();
+        let outer = Sha256::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize();
         outer.into()
     }
 
@@ -139,7 +145,10 @@ mod tests {
         let expected = reference_hmac(&key, &[b"e-1.1700000000." as &[u8], body].concat());
         assert_eq!(
             secret.sign("e-1", 1_700_000_000, body),
-            format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(expected))
+            format!(
+                "v1,{}",
+                base64::engine::general_purpose::STANDARD.encode(expected)
+            )
         );
     }
 
@@ -158,7 +167,10 @@ mod tests {
     fn secrets_are_checked_for_prefix_encoding_and_length() {
         let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
         assert_eq!(Secret::parse(&b64(32)).unwrap_err(), SecretError::Prefix);
-        assert_eq!(Secret::parse("whsec_not base64!").unwrap_err(), SecretError::Base64);
+        assert_eq!(
+            Secret::parse("whsec_not base64!").unwrap_err(),
+            SecretError::Base64
+        );
         assert_eq!(
             Secret::parse(&format!("whsec_{}", b64(23))).unwrap_err(),
             SecretError::Length(23)

@@ -106,11 +106,20 @@ impl WebhookMetrics {
     /// Writes every webhook series in the Prometheus text format. Webhook
     /// names are `[A-Za-z0-9_-]`, so labels need no escaping.
     pub fn write_prometheus(&self, out: &mut String) {
-        let hooks: Vec<(String, Arc<WebhookStats>)> =
-            self.hooks.lock().iter().map(|(n, s)| (n.clone(), s.clone())).collect();
+        let hooks: Vec<(String, Arc<WebhookStats>)> = self
+            .hooks
+            .lock()
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
         type Field = fn(&WebhookStats) -> &AtomicU64;
         let series: [(&str, &str, &str, Field); 5] = [
-            ("herald_webhook_attempts_total", "counter", "Webhook delivery requests made.", |s| &s.attempts),
+            (
+                "herald_webhook_attempts_total",
+                "counter",
+                "Webhook delivery requests made.",
+                |s| &s.attempts,
+            ),
             (
                 "herald_webhook_delivered_total",
                 "counter",
@@ -167,8 +176,14 @@ mod tests {
         metrics.register("a-1", stats.clone());
         let mut out = String::new();
         metrics.write_prometheus(&mut out);
-        assert!(out.contains("herald_webhook_attempts_total{webhook=\"a-1\"} 3\n"), "{out}");
-        assert!(out.contains("herald_webhook_attempt_seconds_count{webhook=\"a-1\"} 1\n"), "{out}");
+        assert!(
+            out.contains("herald_webhook_attempts_total{webhook=\"a-1\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("herald_webhook_attempt_seconds_count{webhook=\"a-1\"} 1\n"),
+            "{out}"
+        );
         assert!(out.contains("# TYPE herald_webhook_pending gauge\n"), "{out}");
         metrics.unregister("a-1");
         let mut out = String::new();

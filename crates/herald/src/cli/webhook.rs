@@ -29,7 +29,7 @@ pub struct WebhookArgs {
 #[derive(Debug, clap::Subcommand)]
 enum WebhookCommand {
     /// Create a webhook: POST each message on SUBJECT to URL, signed, with retries.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List the webhooks with their delivery counts.
     #[command(alias = "list")]
     Ls,
@@ -92,7 +92,9 @@ pub fn run_webhook(args: WebhookArgs) -> anyhow::Result<()> {
         let api = Api::new(&args.http_url)?;
         match args.command {
             WebhookCommand::Add(add) => {
-                let webhook = api.send(reqwest::Method::POST, "/v1/webhooks", Some(add_body(add))).await?;
+                let webhook = api
+                    .send(reqwest::Method::POST, "/v1/webhooks", Some(add_body(*add)))
+                    .await?;
                 if args.json {
                     outln!("{webhook}");
                 } else {
@@ -220,11 +222,15 @@ impl Api {
             }
         })?;
         let status = response.status();
-        let bytes = response.bytes().await.with_context(|| format!("reading the answer of {url}"))?;
+        let bytes = response
+            .bytes()
+            .await
+            .with_context(|| format!("reading the answer of {url}"))?;
         let json: Value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         if !status.is_success() {
             let detail = json
@@ -252,7 +258,14 @@ fn number(value: &Value, key: &str) -> String {
 
 fn table(list: &Value) -> String {
     let mut table = Table::new(&[
-        "NAME", "SUBJECT", "URL", "STREAM", ">DELIVERED", ">PENDING", ">FAILED", ">DEAD",
+        "NAME",
+        "SUBJECT",
+        "URL",
+        "STREAM",
+        ">DELIVERED",
+        ">PENDING",
+        ">FAILED",
+        ">DEAD",
     ]);
     let empty = Vec::new();
     let hooks = list.get("webhooks").and_then(Value::as_array).unwrap_or(&empty);
@@ -288,7 +301,14 @@ fn details(title: &str, hook: &Value) -> String {
     fields.extend([
         ("Max attempts", number(hook, "max_attempts")),
         ("Max age", ms(hook, "max_age_ms")),
-        ("Backoff", format!("{} to {}", ms(hook, "backoff_initial_ms"), ms(hook, "backoff_max_ms"))),
+        (
+            "Backoff",
+            format!(
+                "{} to {}",
+                ms(hook, "backoff_initial_ms"),
+                ms(hook, "backoff_max_ms")
+            ),
+        ),
         ("Timeout", ms(hook, "timeout_ms")),
         ("Concurrency", number(hook, "concurrency")),
         ("Ordered", text(hook, "ordered")),

@@ -71,7 +71,9 @@ impl Receiver {
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
             .with_state(script.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         let url = format!("http://{}/hook", listener.local_addr().expect("receiver address"));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -175,7 +177,9 @@ async fn receive(State(script): State<Arc<Script>>, headers: HeaderMap, body: By
 /// HMAC-SHA256(key, "{id}.{timestamp}.{body}"), and the timestamp is within
 /// five minutes of now.
 fn verify(key: &[u8], id: &str, timestamp: &str, signature: &str, body: &[u8]) -> bool {
-    let Ok(ts) = timestamp.parse::<i64>() else { return false };
+    let Ok(ts) = timestamp.parse::<i64>() else {
+        return false;
+    };
     if (unix_now() - ts).abs() > 300 || id.is_empty() {
         return false;
     }
@@ -203,8 +207,13 @@ fn new_secret() -> String {
 
 fn rand_byte() -> u8 {
     static SEED: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
-    let x = SEED.fetch_add(nanos | 1, SeqCst).wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let x = SEED
+        .fetch_add(nanos | 1, SeqCst)
+        .wrapping_mul(0x2545_f491_4f6c_dd1d);
     (x >> 56) as u8
 }
 
@@ -291,7 +300,11 @@ async fn a_failing_endpoint_gets_the_event_after_retries_signed_and_with_one_id(
     for (i, pair) in requests.windows(2).enumerate() {
         let gap = pair[1].at - pair[0].at;
         let least = Duration::from_millis((25 << i) - 5);
-        assert!(gap >= least, "retry {} came after {gap:?}, before {least:?}", i + 1);
+        assert!(
+            gap >= least,
+            "retry {} came after {gap:?}, before {least:?}",
+            i + 1
+        );
     }
     assert_eq!(delivered[0].body["data"], json!({"order": 1}));
 
@@ -301,7 +314,10 @@ async fn a_failing_endpoint_gets_the_event_after_retries_signed_and_with_one_id(
     assert_eq!(stats["failed_attempts"], 3, "{stats}");
     assert_eq!(stats["dead_lettered"], 0, "{stats}");
     assert_eq!(stats["last_status"], 200, "{stats}");
-    eventually("nothing pending", || async { stats_pending(&env, "retry").await == 0 }).await;
+    eventually("nothing pending", || async {
+        stats_pending(&env, "retry").await == 0
+    })
+    .await;
 
     let metrics = within("GET /metrics", async {
         env.http.get(env.url("/metrics")).send().await?.text().await
@@ -368,17 +384,27 @@ async fn an_endpoint_that_never_recovers_leaves_the_event_on_the_dead_letter_sub
             .map(|v| v.as_str().to_string())
     };
     assert_eq!(msg.payload.as_ref(), br#"{"amount":5}"#);
-    assert_eq!(header("x-tenant").as_deref(), Some("acme"), "original headers kept");
+    assert_eq!(
+        header("x-tenant").as_deref(),
+        Some("acme"),
+        "original headers kept"
+    );
     assert_eq!(header("Herald-Webhook").as_deref(), Some("doomed"));
     assert_eq!(header("Herald-Webhook-Attempts").as_deref(), Some("3"));
     assert_eq!(header("Herald-Webhook-Last-Status").as_deref(), Some("503"));
     assert_eq!(header("Herald-Original-Subject").as_deref(), Some("pay.eu"));
-    assert_eq!(header("Herald-Original-Stream").as_deref(), Some("WEBHOOK_doomed"));
+    assert_eq!(
+        header("Herald-Original-Stream").as_deref(),
+        Some("WEBHOOK_doomed")
+    );
     assert_eq!(header("Herald-Original-Sequence").as_deref(), Some("1"));
 
     let requests = receiver.requests();
     assert_eq!(requests.len(), 3, "{requests:#?}");
-    assert!(requests.iter().all(|r| r.verified && r.id == "pay-77"), "{requests:#?}");
+    assert!(
+        requests.iter().all(|r| r.verified && r.id == "pay-77"),
+        "{requests:#?}"
+    );
     // Several backoff periods later, nothing more was attempted.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.requests().len(), 3, "attempts after the dead letter");
@@ -386,14 +412,20 @@ async fn an_endpoint_that_never_recovers_leaves_the_event_on_the_dead_letter_sub
     assert_eq!(stats["dead_lettered"], 1, "{stats}");
     assert_eq!(stats["delivered"], 0, "{stats}");
     assert_eq!(stats["failed_attempts"], 3, "{stats}");
-    eventually("nothing pending", || async { stats_pending(&env, "doomed").await == 0 }).await;
+    eventually("nothing pending", || async {
+        stats_pending(&env, "doomed").await == 0
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn connection_errors_are_retried_and_reported_in_the_dead_letter() {
     let env = Env::start().await;
     // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     create(
         &env,
         json!({"name": "nowhere", "subject": "ping", "url": format!("http://{closed}/x"),
@@ -403,18 +435,30 @@ async fn connection_errors_are_retried_and_reported_in_the_dead_letter() {
     .await;
     let mut dead = env.subscribe("dead.ping").await;
     publish_event(&env, "ping", "p-1", json!(1)).await;
-    let msg = within_for(WAIT, "dead letter", dead.next()).await.expect("dead letter");
+    let msg = within_for(WAIT, "dead letter", dead.next())
+        .await
+        .expect("dead letter");
     let headers = msg.headers.expect("headers");
-    assert_eq!(headers.get("Herald-Webhook-Attempts").map(|v| v.as_str()), Some("2"));
+    assert_eq!(
+        headers.get("Herald-Webhook-Attempts").map(|v| v.as_str()),
+        Some("2")
+    );
     assert!(headers.get("Herald-Webhook-Last-Status").is_none());
-    let error = headers.get("Herald-Webhook-Last-Error").map(|v| v.as_str().to_string());
+    let error = headers
+        .get("Herald-Webhook-Last-Error")
+        .map(|v| v.as_str().to_string());
     assert!(
         error.as_deref().is_some_and(|e| e.contains("connect")),
         "last error: {error:?}"
     );
     assert_eq!(headers.get("ce-id").map(|v| v.as_str()), Some("p-1"));
     let stats = stats(&env, "nowhere").await;
-    assert!(stats["last_error"].as_str().is_some_and(|e| e.contains("connect")), "{stats}");
+    assert!(
+        stats["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connect")),
+        "{stats}"
+    );
 }
 
 async fn restart_mid_schedule(crash: bool) {
@@ -448,7 +492,10 @@ async fn restart_mid_schedule(crash: bool) {
     // The definition came back with the server.
     let stats = stats(&env, "durable").await;
     assert!(stats["delivered"].as_u64() >= Some(1), "{stats}");
-    eventually("nothing pending", || async { stats_pending(&env, "durable").await == 0 }).await;
+    eventually("nothing pending", || async {
+        stats_pending(&env, "durable").await == 0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -513,7 +560,9 @@ async fn webhooks_are_created_listed_shown_and_deleted_with_problems_for_bad_inp
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    assert!(created["secret"].as_str().is_some_and(|s| s.starts_with("whsec_")));
+    assert!(created["secret"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("whsec_")));
     assert_eq!(key_of(created["secret"].as_str().unwrap()).len(), 32);
     let expected_defaults = json!({
         "name": "crud", "subject": "crm.>", "url": "http://127.0.0.1:9/x", "stream": "WEBHOOK_crud",
@@ -524,33 +573,75 @@ async fn webhooks_are_created_listed_shown_and_deleted_with_problems_for_bad_inp
     for (key, value) in expected_defaults.as_object().unwrap() {
         assert_eq!(&created[key], value, "{key} in {created}");
     }
-    assert!(created["created"].as_str().is_some_and(|t| t.ends_with('Z') && t.contains('T')));
+    assert!(created["created"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z') && t.contains('T')));
     let file = env.server.data_dir().join("webhooks/crud.json");
     assert!(file.exists(), "no definition file");
 
     // A generated name.
-    let unnamed = create(&env, json!({"subject": "misc", "url": "https://example.invalid/"})).await;
+    let unnamed = create(
+        &env,
+        json!({"subject": "misc", "url": "https://example.invalid/"}),
+    )
+    .await;
     let generated = unnamed["name"].as_str().unwrap().to_string();
     assert!(generated.starts_with("wh-"), "{generated}");
 
     // A stream that captures the filter is used as it is.
     env.stream("ORDERS", &["orders.>"]).await;
-    let on_orders = create(&env, json!({"name": "eu", "subject": "orders.eu.*", "url": "http://127.0.0.1:9/"})).await;
+    let on_orders = create(
+        &env,
+        json!({"name": "eu", "subject": "orders.eu.*", "url": "http://127.0.0.1:9/"}),
+    )
+    .await;
     assert_eq!(on_orders["stream"], "ORDERS");
 
     let problems = [
-        (json!({"name": "crud", "subject": "x", "url": "http://a/"}), 409, "already exists"),
-        (json!({"subject": "x", "url": "http://a/", "colour": 1}), 400, "unknown field `colour`"),
+        (
+            json!({"name": "crud", "subject": "x", "url": "http://a/"}),
+            409,
+            "already exists",
+        ),
+        (
+            json!({"subject": "x", "url": "http://a/", "colour": 1}),
+            400,
+            "unknown field `colour`",
+        ),
         (json!({"url": "http://a/"}), 400, "`subject` is required"),
         (json!({"subject": "a..b", "url": "http://a/"}), 400, "`subject`"),
         (json!({"subject": "x", "url": "ftp://a/"}), 400, "http or https"),
-        (json!({"subject": "x", "url": "http://a/", "max_attempts": 0}), 400, "`max_attempts`"),
-        (json!({"subject": "x", "url": "http://a/", "concurrency": 1000}), 400, "`concurrency`"),
-        (json!({"subject": "x", "url": "http://a/", "secret": "nope"}), 400, "whsec_"),
-        (json!({"name": "bad name", "subject": "x", "url": "http://a/"}), 400, "`name`"),
+        (
+            json!({"subject": "x", "url": "http://a/", "max_attempts": 0}),
+            400,
+            "`max_attempts`",
+        ),
+        (
+            json!({"subject": "x", "url": "http://a/", "concurrency": 1000}),
+            400,
+            "`concurrency`",
+        ),
+        (
+            json!({"subject": "x", "url": "http://a/", "secret": "nope"}),
+            400,
+            "whsec_",
+        ),
+        (
+            json!({"name": "bad name", "subject": "x", "url": "http://a/"}),
+            400,
+            "`name`",
+        ),
         (json!({"subject": "*.eu", "url": "http://a/"}), 409, "ORDERS"),
-        (json!({"subject": "x", "url": "http://a/", "stream": "NOPE"}), 404, "stream not found"),
-        (json!({"subject": "crm.x", "url": "http://a/", "stream": "ORDERS"}), 400, "captures nothing"),
+        (
+            json!({"subject": "x", "url": "http://a/", "stream": "NOPE"}),
+            404,
+            "stream not found",
+        ),
+        (
+            json!({"subject": "crm.x", "url": "http://a/", "stream": "ORDERS"}),
+            400,
+            "captures nothing",
+        ),
     ];
     for (body, status, needle) in problems {
         let (got, problem) = env
@@ -578,7 +669,13 @@ async fn webhooks_are_created_listed_shown_and_deleted_with_problems_for_bad_inp
     let (status, one) = env.get("/v1/webhooks/crud").await;
     assert_eq!(status, 200);
     assert!(one.get("secret").is_none());
-    for key in ["delivered", "attempts", "failed_attempts", "dead_lettered", "pending"] {
+    for key in [
+        "delivered",
+        "attempts",
+        "failed_attempts",
+        "dead_lettered",
+        "pending",
+    ] {
         assert_eq!(one["stats"][key], 0, "{key} in {one}");
     }
 
@@ -588,13 +685,20 @@ async fn webhooks_are_created_listed_shown_and_deleted_with_problems_for_bad_inp
     assert_eq!(status, 404, "{problem}");
     assert!(!file.exists(), "definition file left behind");
     // Its own stream went with it; a stream it merely used stays.
-    assert!(env.js.get_stream("WEBHOOK_crud").await.is_err(), "WEBHOOK_crud left behind");
+    assert!(
+        env.js.get_stream("WEBHOOK_crud").await.is_err(),
+        "WEBHOOK_crud left behind"
+    );
     assert_eq!(delete(&env, "eu").await.0, 204);
     let mut orders = env.js.get_stream("ORDERS").await.expect("ORDERS kept");
     let info = orders.info().await.expect("info");
     assert_eq!(info.state.consumer_count, 0, "the webhook's consumer is gone");
     // The name is free again.
-    create(&env, json!({"name": "crud", "subject": "crm.>", "url": "http://127.0.0.1:9/x"})).await;
+    create(
+        &env,
+        json!({"name": "crud", "subject": "crm.>", "url": "http://127.0.0.1:9/x"}),
+    )
+    .await;
 }
 
 fn cli(args: &[&str], http_url: Option<&str>) -> std::process::Output {
@@ -623,7 +727,15 @@ async fn the_cli_adds_lists_shows_and_removes_webhooks() {
     let url = env.server.http_url();
     let flag = ["--http-url", url.as_str()];
     let add = [
-        &["add", "crm.>", "http://127.0.0.1:9/hook", "--name", "cli", "--max-attempts", "3"][..],
+        &[
+            "add",
+            "crm.>",
+            "http://127.0.0.1:9/hook",
+            "--name",
+            "cli",
+            "--max-attempts",
+            "3",
+        ][..],
         &flag,
     ]
     .concat();
@@ -637,12 +749,23 @@ async fn the_cli_adds_lists_shows_and_removes_webhooks() {
     // The URL from the environment, table output.
     let table = stdout(&cli(&["ls"], Some(&url)));
     let mut lines = table.lines();
-    assert!(lines.next().is_some_and(|h| h.starts_with("NAME") && h.contains("PENDING")), "{table}");
-    assert!(lines.any(|l| l.starts_with("cli ") && l.contains("crm.>")), "{table}");
+    assert!(
+        lines
+            .next()
+            .is_some_and(|h| h.starts_with("NAME") && h.contains("PENDING")),
+        "{table}"
+    );
+    assert!(
+        lines.any(|l| l.starts_with("cli ") && l.contains("crm.>")),
+        "{table}"
+    );
     let json: serde_json::Value = serde_json::from_str(&stdout(&cli(&["ls", "--json"], Some(&url)))).unwrap();
     assert_eq!(json["webhooks"][0]["name"], "cli");
     let info = stdout(&cli(&[&["info", "cli"][..], &flag].concat(), None));
-    assert!(info.contains("Max attempts:") && info.contains("WEBHOOK_cli"), "{info}");
+    assert!(
+        info.contains("Max attempts:") && info.contains("WEBHOOK_cli"),
+        "{info}"
+    );
     assert!(!info.contains("whsec_"), "{info}");
 
     let removed = stdout(&cli(&[&["rm", "cli"][..], &flag].concat(), None));
@@ -650,11 +773,17 @@ async fn the_cli_adds_lists_shows_and_removes_webhooks() {
     let again = cli(&[&["rm", "cli"][..], &flag].concat(), None);
     assert_eq!(again.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&again.stderr);
-    assert!(stderr.contains("no webhook named cli") && stderr.contains("404"), "{stderr}");
+    assert!(
+        stderr.contains("no webhook named cli") && stderr.contains("404"),
+        "{stderr}"
+    );
     let invalid = cli(&[&["add", "a..b", "http://x/"][..], &flag].concat(), None);
     assert_eq!(invalid.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&invalid.stderr).contains("`subject`"));
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let unreachable = cli(&["ls", "--http-url", &format!("http://{closed}")], None);
     assert_eq!(unreachable.status.code(), Some(1));
     assert!(
