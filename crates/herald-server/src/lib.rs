@@ -31,6 +31,7 @@ mod publisher;
 mod router;
 mod server;
 pub mod stats;
+mod webhooks;
 
 pub use config::{Config, ConfigError};
 pub use jetstream::settings::SyncPolicy;

@@ -33,6 +33,9 @@ pub(crate) struct LocalMsg {
     /// The subject it was routed to (for deliveries of a consumer: the
     /// inbox; see [`LocalMsg::shown`] for the stored subject).
     pub subject: Bytes,
+    /// The subject it was stored under, for a consumer's delivery (routed
+    /// to an inbox but shown as stored); `None` when that is `subject`.
+    pub stored_subject: Option<Bytes>,
     /// Its reply subject (a JetStream ack subject for consumer deliveries).
     pub reply: Option<Bytes>,
     /// The raw header block, empty for none.
@@ -45,6 +48,7 @@ impl LocalMsg {
     fn copy_of(msg: &InMsg<'_>) -> LocalMsg {
         LocalMsg {
             subject: Bytes::copy_from_slice(msg.subject),
+            stored_subject: (msg.shown != msg.subject).then(|| Bytes::copy_from_slice(msg.shown)),
             reply: msg.reply.map(Bytes::copy_from_slice),
             headers: Bytes::copy_from_slice(msg.headers),
             payload: Bytes::copy_from_slice(msg.payload),
@@ -67,6 +71,13 @@ impl LocalMsg {
     /// The subject as text (subjects are validated ASCII on the way in).
     pub fn subject_str(&self) -> &str {
         std::str::from_utf8(&self.subject).unwrap_or("")
+    }
+
+    /// The subject subscribers are shown: for a consumer's delivery, the
+    /// subject the message was stored under; otherwise [`LocalMsg::subject`].
+    pub fn shown(&self) -> &str {
+        let subject = self.stored_subject.as_ref().unwrap_or(&self.subject);
+        std::str::from_utf8(subject).unwrap_or("")
     }
 }
 

@@ -281,6 +281,7 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
     }
     crate::jetstream::metrics::write_prometheus(&state.jetstream.stats(), &mut out);
     state.http_stats.write_prometheus(&mut out);
+    state.webhooks.write_prometheus(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

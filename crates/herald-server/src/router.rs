@@ -119,6 +119,9 @@ pub struct InternalSub {
 pub struct InMsg<'a> {
     /// The subject it was published to.
     pub subject: &'a [u8],
+    /// The subject client subscribers are shown: `subject` except for a
+    /// consumer's delivery to a pull inbox, where it is the stored subject.
+    pub shown: &'a [u8],
     /// Its reply subject.
     pub reply: Option<&'a [u8]>,
     /// The raw header block (`NATS/1.0 ...\r\n\r\n`), empty if none.

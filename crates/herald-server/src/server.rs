@@ -59,6 +59,8 @@ pub(crate) struct ServerState {
     pub jetstream: crate::jetstream::JetStream,
     /// Counters of the HTTP front end.
     pub http_stats: crate::http::stats::HttpStats,
+    /// Counters of each webhook, for `/metrics`.
+    pub webhooks: crate::webhooks::WebhookMetrics,
 }
 
 /// A running server.
@@ -106,6 +108,7 @@ impl Server {
         let state = Arc::new(ServerState {
             jetstream,
             http_stats: Default::default(),
+            webhooks: Default::default(),
             config,
             router: Router::new(),
             stats: Stats::default(),
@@ -119,9 +122,13 @@ impl Server {
         crate::jetstream::start(&state);
         let accept_task = tokio::spawn(accept_loop(state.clone(), listener, shutdown_rx.clone()));
         let local = crate::local::Local::new(state.clone());
+        // Webhook deliveries run until shutdown; their definitions load
+        // before the HTTP API can create more.
+        let webhooks = crate::webhooks::Webhooks::start(state.clone(), local.clone(), shutdown_rx.clone());
         let http_task = tokio::spawn(crate::http::serve(
             state.clone(),
             local,
+            webhooks,
             http_listener,
             shutdown_rx,
         ));

@@ -34,6 +34,8 @@ enum Command {
     Kv(cli::KvArgs),
     /// Event sourcing on JetStream: append, read and tail aggregates and categories.
     Events(cli::EventsArgs),
+    /// Webhook subscriptions over the HTTP API: add, ls, info, rm.
+    Webhook(cli::WebhookArgs),
     /// Measure throughput, latency and memory of any NATS-protocol server, JetStream included.
     Bench(herald_bench::BenchArgs),
 }
@@ -50,6 +52,7 @@ fn main() -> std::process::ExitCode {
         Command::Consumer(args) => cli::run_consumer(args),
         Command::Kv(args) => cli::run_kv(args),
         Command::Events(args) => cli::run_events(args),
+        Command::Webhook(args) => cli::run_webhook(args),
         Command::Bench(args) => herald_bench::run(args),
     };
     match result {

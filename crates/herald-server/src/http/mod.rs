@@ -34,18 +34,22 @@ use crate::ServerState;
 pub(crate) struct Http {
     pub server: Arc<ServerState>,
     pub local: Arc<Local>,
+    /// Webhook subscriptions.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// Serves monitoring and the `/v1` API until `shutdown`.
 pub(crate) async fn serve(
     state: Arc<ServerState>,
     local: Arc<Local>,
+    webhooks: Arc<crate::webhooks::Webhooks>,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let http = Http {
         server: state.clone(),
         local,
+        webhooks,
     };
     let v1 = Router::new()
         .route("/v1/events", axum::routing::post(ingest::publish_by_template))

@@ -6,11 +6,13 @@ mod events;
 mod kv;
 mod output;
 mod stream;
+mod webhook;
 
 pub use consumer::{run_consumer, ConsumerArgs};
 pub use events::{run_events, EventsArgs};
 pub use kv::{run_kv, KvArgs};
 pub use stream::{run_stream, StreamArgs};
+pub use webhook::{run_webhook, WebhookArgs};
 
 use std::io::Write as _;
 use std::time::Duration;
