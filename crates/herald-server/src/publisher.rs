@@ -254,6 +254,7 @@ impl Publisher {
                     let split = header_len.unwrap_or(0).min(bytes.len());
                     let msg = InMsg {
                         subject,
+                        shown,
                         reply,
                         headers: &bytes[..split],
                         payload: &bytes[split..],

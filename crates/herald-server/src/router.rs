@@ -119,6 +119,9 @@ pub struct InternalSub {
 pub struct InMsg<'a> {
     /// The subject it was published to.
     pub subject: &'a [u8],
+    /// The subject subscribers are shown: the stored subject of a consumer
+    /// delivery routed to an inbox; otherwise `subject`.
+    pub shown: &'a [u8],
     /// Its reply subject.
     pub reply: Option<&'a [u8]>,
     /// The raw header block (`NATS/1.0 ...\r\n\r\n`), empty if none.

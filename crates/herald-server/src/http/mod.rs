@@ -17,8 +17,11 @@ pub(crate) mod admin;
 pub(crate) mod ingest;
 pub(crate) mod problem;
 pub(crate) mod push;
+pub(crate) mod push_source;
+pub(crate) mod sse;
 pub(crate) mod stats;
 pub(crate) mod webhooks;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 
@@ -34,6 +37,9 @@ use crate::ServerState;
 pub(crate) struct Http {
     pub server: Arc<ServerState>,
     pub local: Arc<Local>,
+    /// Turns true when the server shuts down: long-lived responses (push
+    /// streams) end then, so the graceful shutdown does not wait on them.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Serves monitoring and the `/v1` API until `shutdown`.
@@ -46,6 +52,7 @@ pub(crate) async fn serve(
     let http = Http {
         server: state.clone(),
         local,
+        shutdown: shutdown.clone(),
     };
     let v1 = Router::new()
         .route("/v1/events", axum::routing::post(ingest::publish_by_template))
