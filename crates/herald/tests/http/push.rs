@@ -564,3 +564,104 @@ async fn bad_push_requests_get_problems() {
     .expect("GET");
     assert_eq!(good.status(), 200);
 }
+
+#[tokio::test]
+async fn a_live_websocket_client_that_does_not_read_is_closed() {
+    let env = Env::start().await;
+    let slow = ws_open(&env, "/v1/events/big.%3E").await;
+    // As for SSE: well past the backlog and the buffers in between.
+    let payload = Bytes::from(vec![b'x'; 64 * 1024]);
+    for _ in 0..768 {
+        env.nats.publish("big.data", payload.clone()).await.unwrap();
+    }
+    env.nats.flush().await.unwrap();
+    eventually("the slow client is cut off", || async {
+        metric(&env, "herald_http_push_slow_total").await == 1
+    })
+    .await;
+    eventually("its subscription is closed", || async {
+        metric(&env, "herald_http_push_subscriptions").await == 0
+    })
+    .await;
+    let (status, _) = env.get("/healthz").await;
+    assert_eq!(status, 200);
+    drop(slow);
+}
+
+#[tokio::test]
+async fn sse_from_a_durable_consumer_acks_what_it_wrote() {
+    let env = Env::start().await;
+    env.stream("JOBS", &["jobs.>"]).await;
+    let stream = env.js.get_stream("JOBS").await.unwrap();
+    within(
+        "create consumer",
+        stream.create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("mailer".into()),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            filter_subject: "jobs.mail".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("create consumer");
+    for _ in 0..3 {
+        publish_stored(&env, "jobs.mail", r#"{"to":"a@example.com"}"#).await;
+    }
+    // The pattern is the consumer's filter (or `>`); anything else is refused.
+    let (status, problem) = status_and_json(
+        within(
+            "GET",
+            env.http
+                .get(env.url("/v1/events/jobs.sms?stream=JOBS&consumer=mailer"))
+                .header("accept", "text/event-stream")
+                .send(),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{problem}");
+    let mut sse = Sse::open(&env, "/v1/events/jobs.mail?stream=JOBS&consumer=mailer", &[]).await;
+    for seq in 1..=3u64 {
+        let event = sse.event().await;
+        assert_eq!(event.id.as_deref(), Some(seq.to_string().as_str()));
+        assert!(
+            event.json().get("heraldackid").is_none(),
+            "SSE clients do not ack"
+        );
+    }
+    eventually("what was written is acked", || {
+        let stream = stream.clone();
+        async move {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer("mailer").await.unwrap();
+            let info = consumer.info().await.unwrap();
+            info.num_ack_pending == 0 && info.ack_floor.stream_sequence == 3
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn push_streams_end_when_the_server_stops() {
+    let mut env = Env::start().await;
+    env.stream("EV", &["ev.>"]).await;
+    let mut live = Sse::open(&env, "/v1/events/ev.>", &[]).await;
+    let mut stored = Sse::open(&env, "/v1/events/ev.>?stream=EV", &[]).await;
+    let mut ws = ws_open(&env, "/v1/events/ev.%3E").await;
+    // Fails the test unless the process exits in time with the streams open.
+    env.server.stop();
+    assert!(within("live SSE ends", live.next()).await.is_none());
+    assert!(within("stored SSE ends", stored.next()).await.is_none());
+    loop {
+        match within("WebSocket ends", ws.next()).await {
+            Some(Ok(Message::Close(frame))) => {
+                let frame = frame.expect("a close frame with a code");
+                assert_eq!(u16::from(frame.code), 1001, "going away: {frame:?}");
+                break;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
