@@ -47,17 +47,11 @@ pub(crate) struct Delivery {
 
 impl Delivery {
     /// The event as one line of JSON, with `heraldackid` when given.
-    pub fn to_json(&self, ack_id: Option<&str>) -> String {
-        let text = serde_json::to_string(&self.event).unwrap_or_default();
-        match ack_id {
-            // Added by hand to avoid copying the event's map.
-            Some(id) if text.ends_with('}') => {
-                let id = Value::String(id.to_string());
-                let sep = if self.event.is_empty() { "" } else { "," };
-                format!("{}{sep}\"heraldackid\":{id}}}", &text[..text.len() - 1])
-            }
-            _ => text,
+    pub fn into_json(mut self, ack_id: Option<String>) -> String {
+        if let Some(id) = ack_id {
+            self.event.insert("heraldackid".into(), Value::String(id));
         }
+        serde_json::to_string(&self.event).unwrap_or_default()
     }
 }
 
@@ -447,15 +441,14 @@ mod tests {
             seq: Some(1),
             ack: None,
         };
-        let json: Value = serde_json::from_str(&delivery.to_json(Some("7\""))).unwrap();
+        let json: Value = serde_json::from_str(&delivery.into_json(Some("7\"".into()))).unwrap();
         assert_eq!(json["heraldackid"], "7\"");
         assert_eq!(json["id"], "x");
-        let empty = Delivery {
+        let plain = Delivery {
             event: Map::new(),
             seq: None,
             ack: None,
         };
-        assert_eq!(empty.to_json(Some("1")), r#"{"heraldackid":"1"}"#);
-        assert_eq!(empty.to_json(None), "{}");
+        assert_eq!(plain.into_json(None), "{}");
     }
 }

@@ -47,10 +47,12 @@ struct Frame {
 }
 
 impl Frame {
-    fn event(delivery: &Delivery) -> Frame {
-        let json = delivery.to_json(None);
+    fn event(delivery: Delivery) -> Frame {
+        let seq = delivery.seq;
+        let ack = delivery.ack.clone();
+        let json = delivery.into_json(None);
         let mut text = String::with_capacity(json.len() + 32);
-        if let Some(seq) = delivery.seq {
+        if let Some(seq) = seq {
             text.push_str(&format!("id: {seq}\n"));
         }
         text.push_str("data: ");
@@ -58,7 +60,7 @@ impl Frame {
         text.push_str("\n\n");
         Frame {
             bytes: Bytes::from(text),
-            ack: delivery.ack.clone(),
+            ack,
         }
     }
 }
@@ -162,7 +164,7 @@ async fn pump(mut push: Push, tx: mpsc::Sender<Frame>, last_words: Arc<Mutex<Opt
                 bytes: Bytes::from_static(KEEP_ALIVE),
                 ack: None,
             },
-            Some(Ok(delivery)) => Frame::event(&delivery),
+            Some(Ok(delivery)) => Frame::event(delivery),
             Some(Err(End::Slow(detail))) => {
                 push.slow();
                 break Some(slow_problem(detail));

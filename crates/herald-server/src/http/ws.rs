@@ -138,7 +138,7 @@ async fn run(mut push: Push, mut socket: WebSocket) {
                     (Some(ack), true) => Some(unacked.insert(ack.clone())),
                     _ => None,
                 };
-                let frame = Message::Text(delivery.to_json(ack_id.as_deref()).into());
+                let frame = Message::Text(delivery.into_json(ack_id).into());
                 match write(&mut socket, frame, &push).await {
                     Ok(()) => {
                         push.sent();
