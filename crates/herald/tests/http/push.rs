@@ -673,3 +673,41 @@ async fn push_streams_end_when_the_server_stops() {
         }
     }
 }
+
+#[tokio::test]
+async fn stream_mode_starts_where_asked() {
+    let env = Env::start().await;
+    env.stream("EV", &["ev.>"]).await;
+    for i in 1..=4 {
+        publish_stored(&env, &format!("ev.{}", i % 2), &format!(r#"{{"n":{i}}}"#)).await;
+    }
+    // Sequences: 1 ev.1, 2 ev.0, 3 ev.1, 4 ev.0.
+    let mut last = Sse::open(&env, "/v1/events/ev.1?stream=EV&deliver=last", &[]).await;
+    assert_eq!(
+        last.event().await.id.as_deref(),
+        Some("3"),
+        "the last of the filter"
+    );
+    let mut from = Sse::open(&env, "/v1/events/ev.*?stream=EV&start_seq=2", &[]).await;
+    assert_eq!(from.event().await.id.as_deref(), Some("2"));
+    let mut ws_new = ws_open(&env, "/v1/events/ev.*?stream=EV&deliver=new").await;
+    let mut sse_new = Sse::open(&env, "/v1/events/ev.*?stream=EV&deliver=new", &[]).await;
+    let seq = publish_stored(&env, "ev.9", r#"{"n":9}"#).await;
+    assert_eq!(seq, 5);
+    assert_eq!(sse_new.event().await.id.as_deref(), Some("5"));
+    let frame = ws_json(&mut ws_new).await;
+    assert_eq!(frame["heraldseq"], 5, "WebSocket in stream mode: {frame}");
+    assert_eq!(frame["heraldstream"], "EV");
+    assert!(
+        frame.get("heraldackid").is_none(),
+        "ephemeral consumers take no acks"
+    );
+    assert_eq!(from.event().await.id.as_deref(), Some("3"));
+    // Acks on a subscription without them are refused, the socket stays.
+    ws_send(&mut ws_new, json!({"ack": "1"})).await;
+    let error = ws_json(&mut ws_new).await;
+    assert!(
+        error["error"]["type"].as_str().unwrap().ends_with("no-acks"),
+        "{error}"
+    );
+}
