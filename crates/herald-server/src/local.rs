@@ -10,7 +10,7 @@
 //! through a bounded channel: a reader that falls behind loses its channel
 //! (it is told it overflowed), the publishing task never waits.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,9 +33,9 @@ pub(crate) struct LocalMsg {
     /// The subject it was routed to (for deliveries of a consumer: the
     /// inbox; see [`LocalMsg::shown`] for the stored subject).
     pub subject: Bytes,
-    /// The subject it was stored under, for a consumer's delivery (routed
-    /// to an inbox but shown as stored); `None` when that is `subject`.
-    pub stored_subject: Option<Bytes>,
+    /// The subject a client would be shown when it differs from `subject`:
+    /// the stored subject of a consumer delivery.
+    pub shown: Option<Bytes>,
     /// Its reply subject (a JetStream ack subject for consumer deliveries).
     pub reply: Option<Bytes>,
     /// The raw header block, empty for none.
@@ -48,7 +48,7 @@ impl LocalMsg {
     fn copy_of(msg: &InMsg<'_>) -> LocalMsg {
         LocalMsg {
             subject: Bytes::copy_from_slice(msg.subject),
-            stored_subject: (msg.shown != msg.subject).then(|| Bytes::copy_from_slice(msg.shown)),
+            shown: (msg.shown != msg.subject).then(|| Bytes::copy_from_slice(msg.shown)),
             reply: msg.reply.map(Bytes::copy_from_slice),
             headers: Bytes::copy_from_slice(msg.headers),
             payload: Bytes::copy_from_slice(msg.payload),
@@ -73,11 +73,16 @@ impl LocalMsg {
         std::str::from_utf8(&self.subject).unwrap_or("")
     }
 
-    /// The subject subscribers are shown: for a consumer's delivery, the
-    /// subject the message was stored under; otherwise [`LocalMsg::subject`].
-    pub fn shown(&self) -> &str {
-        let subject = self.stored_subject.as_ref().unwrap_or(&self.subject);
-        std::str::from_utf8(subject).unwrap_or("")
+    /// The subject a client is shown: the stored subject of a consumer
+    /// delivery, else the subject, as text.
+    pub fn shown_str(&self) -> &str {
+        let shown = self.shown.as_ref().unwrap_or(&self.subject);
+        std::str::from_utf8(shown).unwrap_or("")
+    }
+
+    /// Header and payload bytes, what a byte bound counts.
+    fn size(&self) -> usize {
+        self.headers.len() + self.payload.len()
     }
 }
 
@@ -107,6 +112,14 @@ pub(crate) struct Published {
 struct Sink {
     tx: mpsc::Sender<LocalMsg>,
     overflowed: Arc<AtomicBool>,
+    /// Unread bytes and their bound, for receivers bounded in bytes too.
+    queued: Option<Arc<QueuedBytes>>,
+}
+
+/// Header and payload bytes waiting unread in one channel.
+struct QueuedBytes {
+    now: AtomicUsize,
+    max: usize,
 }
 
 impl Sink {
@@ -114,10 +127,25 @@ impl Sink {
         if self.overflowed.load(Ordering::Relaxed) {
             return;
         }
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(msg) {
-            // Never block the publishing task: the reader learns it lost
-            // messages and decides (HTTP streams are cut off).
-            self.overflowed.store(true, Ordering::Relaxed);
+        let size = msg.size();
+        if let Some(queued) = &self.queued {
+            // A count bound alone lets large messages pile up to count x
+            // max payload; the byte bound caps the memory one reader holds.
+            if queued.now.fetch_add(size, Ordering::Relaxed) + size > queued.max {
+                queued.now.fetch_sub(size, Ordering::Relaxed);
+                self.overflowed.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+        if let Err(e) = self.tx.try_send(msg) {
+            if let Some(queued) = &self.queued {
+                queued.now.fetch_sub(size, Ordering::Relaxed);
+            }
+            if let mpsc::error::TrySendError::Full(_) = e {
+                // Never block the publishing task: the reader learns it lost
+                // messages and decides (HTTP streams are cut off).
+                self.overflowed.store(true, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -260,6 +288,7 @@ impl Local {
             Sink {
                 tx,
                 overflowed: overflowed.clone(),
+                queued: None,
             },
         );
         LocalInbox {
@@ -275,6 +304,30 @@ impl Local {
     /// messages wait unread; beyond that the subscription is marked
     /// overflowed and receives nothing more.
     pub fn subscribe(&self, pattern: &str, capacity: usize) -> Result<LocalSubscription, LocalError> {
+        self.subscribe_with(pattern, capacity, None)
+    }
+
+    /// Subscribes like [`Local::subscribe`], also bounded by `bytes_max`
+    /// unread header and payload bytes.
+    pub fn subscribe_bounded(
+        &self,
+        pattern: &str,
+        capacity: usize,
+        bytes_max: usize,
+    ) -> Result<LocalSubscription, LocalError> {
+        let queued = Arc::new(QueuedBytes {
+            now: AtomicUsize::new(0),
+            max: bytes_max,
+        });
+        self.subscribe_with(pattern, capacity, Some(queued))
+    }
+
+    fn subscribe_with(
+        &self,
+        pattern: &str,
+        capacity: usize,
+        queued: Option<Arc<QueuedBytes>>,
+    ) -> Result<LocalSubscription, LocalError> {
         if herald_core::validate_subject(pattern.as_bytes()).is_err() {
             return Err(LocalError::InvalidSubject(pattern.to_string()));
         }
@@ -285,6 +338,7 @@ impl Local {
             handler: Arc::new(SubscriptionSink(Sink {
                 tx,
                 overflowed: overflowed.clone(),
+                queued: queued.clone(),
             })),
         });
         self.state
@@ -294,6 +348,7 @@ impl Local {
         Ok(LocalSubscription {
             rx,
             overflowed,
+            queued,
             sub,
             state: self.state.clone(),
         })
@@ -382,6 +437,7 @@ impl Drop for LocalInbox {
 pub(crate) struct LocalSubscription {
     rx: mpsc::Receiver<LocalMsg>,
     overflowed: Arc<AtomicBool>,
+    queued: Option<Arc<QueuedBytes>>,
     sub: Arc<InternalSub>,
     state: Arc<ServerState>,
 }
@@ -393,7 +449,11 @@ impl LocalSubscription {
         if self.overflowed() && self.rx.is_empty() {
             return None;
         }
-        self.rx.recv().await
+        let msg = self.rx.recv().await?;
+        if let Some(queued) = &self.queued {
+            queued.now.fetch_sub(msg.size(), Ordering::Relaxed);
+        }
+        Some(msg)
     }
 
     /// Whether messages were dropped because the reader fell behind.

@@ -17,8 +17,11 @@ pub(crate) mod admin;
 pub(crate) mod ingest;
 pub(crate) mod problem;
 pub(crate) mod push;
+pub(crate) mod push_source;
+pub(crate) mod sse;
 pub(crate) mod stats;
 pub(crate) mod webhooks;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 
@@ -36,6 +39,9 @@ pub(crate) struct Http {
     pub local: Arc<Local>,
     /// Webhook subscriptions.
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Turns true when the server shuts down: long-lived responses (push
+    /// streams) end then, so the graceful shutdown does not wait on them.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Serves monitoring and the `/v1` API until `shutdown`.
@@ -50,6 +56,7 @@ pub(crate) async fn serve(
         server: state.clone(),
         local,
         webhooks,
+        shutdown: shutdown.clone(),
     };
     let v1 = Router::new()
         .route("/v1/events", axum::routing::post(ingest::publish_by_template))

@@ -234,7 +234,7 @@ impl Delivery {
             headers.as_ref(),
             &msg.payload,
             Defaults {
-                subject: msg.shown(),
+                subject: msg.shown_str(),
                 id: &fallback_id,
                 time: Some(&stored),
             },
@@ -359,7 +359,7 @@ impl Delivery {
                 headers.append("Herald-Webhook-Last-Error", header_value(error));
             }
         }
-        headers.append("Herald-Original-Subject", msg.shown());
+        headers.append("Herald-Original-Subject", msg.shown_str());
         headers.append("Herald-Original-Stream", meta.stream);
         headers.append("Herald-Original-Sequence", meta.stream_seq.to_string());
         let block = headers.to_bytes();
