@@ -33,6 +33,7 @@ mod server;
 pub mod stats;
 
 pub use config::{Config, ConfigError};
+pub use http::admin::V1_ROUTES;
 pub use jetstream::settings::SyncPolicy;
 pub use server::{Server, ServerError};
 pub use stats::Stats;
