@@ -11,7 +11,7 @@
 # examples, so the example phase reaches real resources. Exits non-zero on
 # any failure. Environment:
 #   HERALD_CACHE_DIR                where the venv lives [~/.cache/herald]
-#   HERALD_SCHEMATHESIS_EXAMPLES    test cases per operation [30]
+#   HERALD_SCHEMATHESIS_EXAMPLES    test cases per operation [50]
 #   HERALD_SCHEMATHESIS_SEED        random seed [1]
 set -euo pipefail
 
@@ -20,7 +20,7 @@ base="${base%/}"
 version=4.32.5
 cache="${HERALD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/herald}"
 venv="$cache/schemathesis-$version"
-examples="${HERALD_SCHEMATHESIS_EXAMPLES:-30}"
+examples="${HERALD_SCHEMATHESIS_EXAMPLES:-50}"
 seed="${HERALD_SCHEMATHESIS_SEED:-1}"
 
 # TODO(webhooks): set to 1 once /v1/webhooks is routed (issue 5, item 3);
