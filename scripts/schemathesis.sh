@@ -54,6 +54,9 @@ if [[ "$include_webhooks" != 1 ]]; then
     exclude+=(--exclude-path-regex '^/v1/webhooks')
 fi
 
+# schemathesis keeps a cache in its working directory: not the checkout.
+mkdir -p "$cache/run"
+cd "$cache/run"
 exec "$venv/bin/schemathesis" run "$base/v1/openapi.json" \
     --url "$base" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \

@@ -3,7 +3,8 @@
 //! binary, with the NATS side (async-nats) seeing the same streams,
 //! consumers and buckets; and the document checked against the router.
 
-use std::collections::{BTreeSet, HashSet};
+mod kv;
+mod openapi;
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
@@ -13,7 +14,7 @@ use crate::util::{status_and_json, within, Env};
 
 /// One request; the status, the JSON body (`Null` when not JSON) and the
 /// response headers. Error bodies are checked to be problems.
-async fn send(
+pub(super) async fn send(
     env: &Env,
     method: Method,
     path: &str,
@@ -35,24 +36,24 @@ async fn send(
     (status, json, headers)
 }
 
-async fn get(env: &Env, path: &str) -> (u16, Value) {
+pub(super) async fn get(env: &Env, path: &str) -> (u16, Value) {
     let (status, json, _) = send(env, Method::GET, path, &[], None).await;
     (status, json)
 }
 
-async fn send_json(env: &Env, method: Method, path: &str, body: Value) -> (u16, Value) {
+pub(super) async fn send_json(env: &Env, method: Method, path: &str, body: Value) -> (u16, Value) {
     let bytes = body.to_string().into_bytes();
     let (status, json, _) = send(env, method, path, &[], Some(("application/json", bytes))).await;
     (status, json)
 }
 
-async fn delete(env: &Env, path: &str) -> (u16, Value) {
+pub(super) async fn delete(env: &Env, path: &str) -> (u16, Value) {
     let (status, json, _) = send(env, Method::DELETE, path, &[], None).await;
     (status, json)
 }
 
 /// Asserts a problem: status, and the JetStream code when given.
-fn assert_problem(what: &str, (status, body): &(u16, Value), want: u16, err_code: Option<u64>) {
+pub(super) fn assert_problem(what: &str, (status, body): &(u16, Value), want: u16, err_code: Option<u64>) {
     assert_eq!(*status, want, "{what}: {body}");
     if let Some(code) = err_code {
         assert_eq!(body["err_code"], code, "{what}: {body}");
@@ -601,220 +602,6 @@ async fn consumers_are_created_fetched_from_acked_and_deleted() {
     );
 }
 
-trait IntoPair {
-    fn into_pair(self) -> (u16, Value);
-}
-
-impl IntoPair for (u16, Value, HeaderMap) {
-    fn into_pair(self) -> (u16, Value) {
-        (self.0, self.1)
-    }
-}
-
-async fn put_value(env: &Env, path: &str, headers: &[(&str, &str)], value: &[u8]) -> (u16, Value) {
-    send(
-        env,
-        Method::PUT,
-        path,
-        headers,
-        Some(("application/octet-stream", value.to_vec())),
-    )
-    .await
-    .into_pair()
-}
-
-/// GET of a key: status, value bytes, `Herald-Revision`.
-async fn get_value(env: &Env, path: &str) -> (u16, Vec<u8>, Option<u64>) {
-    let response = within("GET", env.http.get(env.url(path)).send())
-        .await
-        .expect("GET");
-    let status = response.status().as_u16();
-    let revision = response
-        .headers()
-        .get("herald-revision")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    if status == 200 {
-        assert_eq!(response.headers()["content-type"], "application/octet-stream");
-        let bytes = within("body", response.bytes()).await.expect("body").to_vec();
-        (status, bytes, revision)
-    } else {
-        let (status, problem) = status_and_json(response).await;
-        (status, problem.to_string().into_bytes(), revision)
-    }
-}
-
-#[tokio::test]
-async fn kv_buckets_and_keys_with_compare_and_set_interoperate_with_nats_clients() {
-    let env = Env::start().await;
-    let (status, bucket) = send_json(
-        &env,
-        Method::PUT,
-        "/v1/kv/config",
-        json!({"history": 5, "ttl_ms": 3_600_000}),
-    )
-    .await;
-    assert_eq!(status, 201, "{bucket}");
-    assert_eq!(bucket["stream"], "KV_config");
-    assert_eq!(
-        (bucket["history"].as_i64(), bucket["ttl_ms"].as_i64()),
-        (Some(5), Some(3_600_000))
-    );
-    let (status, _) = send_json(
-        &env,
-        Method::PUT,
-        "/v1/kv/config",
-        json!({"history": 5, "ttl_ms": 3_600_000}),
-    )
-    .await;
-    assert_eq!(status, 200, "same settings");
-    assert_problem(
-        "other settings",
-        &send_json(&env, Method::PUT, "/v1/kv/config", json!({"history": 2})).await,
-        409,
-        Some(10058),
-    );
-
-    let (status, put) = put_value(&env, "/v1/kv/config/mode", &[], b"fast").await;
-    assert_eq!((status, put["revision"].as_u64()), (200, Some(1)), "{put}");
-    assert_eq!(
-        get_value(&env, "/v1/kv/config/mode").await,
-        (200, b"fast".to_vec(), Some(1))
-    );
-    // A NATS KV client reads and writes the same bucket.
-    let store = within("bucket", env.js.get_key_value("config"))
-        .await
-        .expect("a KV bucket for async-nats");
-    assert_eq!(
-        within("kv get", store.get("mode")).await.unwrap().as_deref(),
-        Some(&b"fast"[..])
-    );
-    let revision = within("kv put", store.put("mode", "safe".into())).await.unwrap();
-    assert_eq!(revision, 2);
-    assert_eq!(
-        get_value(&env, "/v1/kv/config/mode").await,
-        (200, b"safe".to_vec(), Some(2))
-    );
-
-    // Compare-and-set.
-    let stale = put_value(&env, "/v1/kv/config/mode", &[("if-match", "1")], b"lost").await;
-    assert_problem("stale revision", &stale, 412, Some(10071));
-    let (status, put) = put_value(&env, "/v1/kv/config/mode", &[("if-match", "2")], b"won").await;
-    assert_eq!((status, put["revision"].as_u64()), (200, Some(3)));
-    let exists = put_value(&env, "/v1/kv/config/mode", &[("if-none-match", "*")], b"x").await;
-    assert_problem("create over a value", &exists, 412, Some(10071));
-    let (status, put) = put_value(&env, "/v1/kv/config/fresh", &[("if-none-match", "*")], b"new").await;
-    assert_eq!((status, put["revision"].as_u64()), (200, Some(4)));
-    assert_problem(
-        "both conditions",
-        &put_value(
-            &env,
-            "/v1/kv/config/x",
-            &[("if-match", "1"), ("if-none-match", "*")],
-            b"",
-        )
-        .await,
-        400,
-        None,
-    );
-    assert_problem(
-        "bad revision",
-        &put_value(&env, "/v1/kv/config/x", &[("if-match", "latest")], b"").await,
-        400,
-        None,
-    );
-
-    let (status, keys) = get(&env, "/v1/kv/config/keys").await;
-    assert_eq!(
-        (status, keys),
-        (200, json!({"keys": ["fresh", "mode"], "truncated": false}))
-    );
-
-    // Delete: a marker; the key has no value (for NATS clients too) until
-    // it is created again.
-    let (status, body) = delete(&env, "/v1/kv/config/mode").await;
-    assert_eq!(status, 204, "{body}");
-    assert_eq!(get_value(&env, "/v1/kv/config/mode").await.0, 404);
-    assert_eq!(within("kv get", store.get("mode")).await.unwrap(), None);
-    let (_, keys) = get(&env, "/v1/kv/config/keys").await;
-    assert_eq!(keys["keys"], json!(["fresh"]));
-    let (status, put) = put_value(&env, "/v1/kv/config/mode", &[("if-none-match", "*")], b"back").await;
-    assert_eq!(
-        (status, put["revision"].as_u64()),
-        (200, Some(6)),
-        "create over a delete marker"
-    );
-
-    // The key named `keys` is written and deleted like any other.
-    assert_eq!(put_value(&env, "/v1/kv/config/keys", &[], b"k").await.0, 200);
-    assert_eq!(
-        within("kv get", store.get("keys")).await.unwrap().as_deref(),
-        Some(&b"k"[..])
-    );
-    assert_eq!(delete(&env, "/v1/kv/config/keys").await.0, 204);
-
-    let (status, list) = get(&env, "/v1/kv").await;
-    assert_eq!((status, list), (200, json!({"buckets": ["config"]})));
-    let (status, info) = get(&env, "/v1/kv/config").await;
-    assert_eq!((status, info["values"].as_u64()), (200, Some(8)), "{info}");
-
-    // Errors.
-    assert_problem(
-        "unknown bucket",
-        &(get_value(&env, "/v1/kv/nope/mode").await.0, json!({})),
-        404,
-        None,
-    );
-    assert_problem(
-        "put to unknown bucket",
-        &put_value(&env, "/v1/kv/nope/mode", &[], b"v").await,
-        404,
-        Some(10059),
-    );
-    assert_problem("bad bucket name", &get(&env, "/v1/kv/a.b").await, 400, None);
-    assert_problem(
-        "bad key",
-        &put_value(&env, "/v1/kv/config/a..b", &[], b"v").await,
-        400,
-        None,
-    );
-    assert_problem(
-        "wildcard key",
-        &put_value(&env, "/v1/kv/config/a*", &[], b"v").await,
-        400,
-        None,
-    );
-    assert_problem(
-        "history too long",
-        &send_json(&env, Method::PUT, "/v1/kv/other", json!({"history": 65})).await,
-        400,
-        None,
-    );
-    assert_problem(
-        "unknown setting",
-        &send_json(&env, Method::PUT, "/v1/kv/other", json!({"replicas": 3})).await,
-        400,
-        None,
-    );
-    let oversize = vec![b'v'; 1024 * 1024 + 1];
-    assert_problem(
-        "value over max_payload",
-        &put_value(&env, "/v1/kv/config/big", &[], &oversize).await,
-        413,
-        None,
-    );
-
-    let (status, body) = delete(&env, "/v1/kv/config").await;
-    assert_eq!(status, 204, "{body}");
-    assert_problem(
-        "deleted bucket",
-        &get(&env, "/v1/kv/config/keys").await,
-        404,
-        Some(10059),
-    );
-    assert_eq!(get(&env, "/v1/kv").await.1, json!({"buckets": []}));
-}
-
 #[tokio::test]
 async fn every_error_is_a_problem_even_axums_own() {
     let env = Env::start().await;
@@ -832,160 +619,12 @@ async fn every_error_is_a_problem_even_axums_own() {
     assert_eq!(status, 400, "a path that is not UTF-8");
 }
 
-/// Documented routes that other work (issue 5, items 2 and 3) routes; each
-/// must still be unrouted here: when it is routed, remove it from this list.
-const NOT_YET_ROUTED: &[(&str, &str)] = &[
-    // TODO(push): GET /v1/events/{subject} (SSE and WebSocket).
-    ("GET", "/v1/events/{subject}"),
-    // TODO(webhooks): /v1/webhooks.
-    ("GET", "/v1/webhooks"),
-    ("POST", "/v1/webhooks"),
-    ("GET", "/v1/webhooks/{name}"),
-    ("DELETE", "/v1/webhooks/{name}"),
-];
-
-/// Follows a local `$ref` (`#/a/b`).
-fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
-    doc.pointer(reference.strip_prefix('#')?)
+pub(super) trait IntoPair {
+    fn into_pair(self) -> (u16, Value);
 }
 
-/// Every `$ref` in `value`, with where it was found.
-fn refs(value: &Value, at: &str, out: &mut Vec<(String, String)>) {
-    match value {
-        Value::Object(object) => {
-            for (key, member) in object {
-                if key == "$ref" {
-                    out.push((at.to_string(), member.as_str().unwrap_or("").to_string()));
-                } else {
-                    refs(member, &format!("{at}/{key}"), out);
-                }
-            }
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                refs(item, &format!("{at}/{i}"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
-const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
-
-#[tokio::test]
-async fn the_openapi_document_is_valid_and_matches_the_routes() {
-    let env = Env::start().await;
-    let (status, doc) = get(&env, "/v1/openapi.json").await;
-    assert_eq!(status, 200);
-    assert!(
-        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
-        "OpenAPI 3"
-    );
-    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
-
-    // Every reference resolves.
-    let mut found = Vec::new();
-    refs(&doc, "", &mut found);
-    assert!(!found.is_empty());
-    for (at, reference) in &found {
-        assert!(
-            resolve(&doc, reference).is_some(),
-            "{at}: $ref {reference:?} does not resolve"
-        );
-    }
-
-    // Every operation has responses; every 4xx/5xx is a problem; every
-    // path template variable is a declared path parameter.
-    let paths = doc["paths"].as_object().expect("paths");
-    let mut documented = BTreeSet::new();
-    for (path, item) in paths {
-        let variables: BTreeSet<&str> = path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-            .collect();
-        for method in METHODS {
-            let Some(operation) = item.get(method) else {
-                continue;
-            };
-            documented.insert((method.to_uppercase(), path.clone()));
-            let responses = operation["responses"]
-                .as_object()
-                .unwrap_or_else(|| panic!("{method} {path}: no responses"));
-            assert!(!responses.is_empty(), "{method} {path}: no responses");
-            for (code, response) in responses {
-                let response = match response.get("$ref").and_then(Value::as_str) {
-                    Some(r) => resolve(&doc, r).expect("resolved above"),
-                    None => response,
-                };
-                assert!(
-                    response["description"].is_string(),
-                    "{method} {path} {code}: no description"
-                );
-                if code.starts_with('4') || code.starts_with('5') {
-                    assert!(
-                        response["content"]["application/problem+json"].is_object(),
-                        "{method} {path} {code}: not a problem"
-                    );
-                }
-            }
-            let parameters = item["parameters"]
-                .as_array()
-                .into_iter()
-                .chain(operation["parameters"].as_array())
-                .flatten()
-                .map(|p| match p.get("$ref").and_then(Value::as_str) {
-                    Some(r) => resolve(&doc, r).expect("resolved above"),
-                    None => p,
-                });
-            let declared: BTreeSet<&str> = parameters
-                .filter(|p| p["in"] == "path")
-                .filter_map(|p| p["name"].as_str())
-                .collect();
-            assert_eq!(declared, variables, "{method} {path}: path parameters");
-        }
-    }
-
-    // The document names exactly the routes the server has.
-    let routes: BTreeSet<(String, String)> = herald_server::V1_ROUTES
-        .iter()
-        .map(|(method, path)| (method.to_string(), path.to_string()))
-        .collect();
-    assert_eq!(routes.len(), herald_server::V1_ROUTES.len(), "duplicate routes");
-    let undocumented: Vec<_> = routes.difference(&documented).collect();
-    let unrouted: Vec<_> = documented.difference(&routes).collect();
-    assert!(
-        undocumented.is_empty(),
-        "routes missing from the document: {undocumented:?}"
-    );
-    assert!(
-        unrouted.is_empty(),
-        "documented but not in V1_ROUTES: {unrouted:?}"
-    );
-
-    // And each of them is routed: not the fallback, not 405.
-    let pending: HashSet<(&str, &str)> = NOT_YET_ROUTED.iter().copied().collect();
-    for (method, path) in &routes {
-        let concrete = path
-            .replace("{seq}", "1")
-            .split('/')
-            .map(|s| if s.starts_with('{') { "x" } else { s })
-            .collect::<Vec<_>>()
-            .join("/");
-        let method_ = Method::from_bytes(method.as_bytes()).unwrap();
-        let response = within("probe", env.http.request(method_, env.url(&concrete)).send())
-            .await
-            .expect("probe");
-        let status = response.status().as_u16();
-        let (_, body) = status_and_json(response).await;
-        let routed = status != 405
-            && !(status == 404 && body["detail"].as_str().unwrap_or("").starts_with("no such path"));
-        if pending.contains(&(method.as_str(), path.as_str())) {
-            assert!(!routed, "{method} {path} is routed now: remove it from NOT_YET_ROUTED (and include it in scripts/schemathesis.sh)");
-        } else {
-            assert!(
-                routed,
-                "{method} {concrete} ({path}) is not routed: {status} {body}"
-            );
-        }
+impl IntoPair for (u16, Value, HeaderMap) {
+    fn into_pair(self) -> (u16, Value) {
+        (self.0, self.1)
     }
 }
