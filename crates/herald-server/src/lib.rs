@@ -34,6 +34,7 @@ pub mod stats;
 mod webhooks;
 
 pub use config::{Config, ConfigError};
+pub use http::admin::V1_ROUTES;
 pub use jetstream::settings::SyncPolicy;
 pub use server::{Server, ServerError};
 pub use stats::Stats;

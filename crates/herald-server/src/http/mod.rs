@@ -68,6 +68,7 @@ pub(crate) async fn serve(
         .merge(webhooks::routes())
         .merge(admin::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(admin::problem_safety_net))
         .with_state(http);
     let app = crate::monitor::routes().with_state(state).merge(v1);
     let stop = async move {
