@@ -215,11 +215,6 @@ impl Local {
         })
     }
 
-    /// The server this client belongs to.
-    pub fn server(&self) -> &Arc<ServerState> {
-        &self.state
-    }
-
     /// Publishes one message. `headers` is a raw `NATS/1.0` block or empty.
     /// Returns once every subscriber's buffer has it and any capturing
     /// stream has stored it (its PubAck, if `reply` asked for one, is on its
@@ -298,13 +293,6 @@ impl Local {
             overflowed,
             owner: self.inbox.clone(),
         }
-    }
-
-    /// Subscribes to `pattern` (wildcards allowed). At most `capacity`
-    /// messages wait unread; beyond that the subscription is marked
-    /// overflowed and receives nothing more.
-    pub fn subscribe(&self, pattern: &str, capacity: usize) -> Result<LocalSubscription, LocalError> {
-        self.subscribe_with(pattern, capacity, None)
     }
 
     /// Subscribes like [`Local::subscribe`], also bounded by `bytes_max`

@@ -1,7 +1,7 @@
 //! The OpenAPI document: structurally valid, and naming exactly the `/v1`
 //! routes the server has (each probed on the running binary).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use reqwest::Method;
 use serde_json::Value;
