@@ -42,7 +42,7 @@ pub use dedup::{DedupWindow, DEDUP_IDS_MAX};
 pub use match_cache::MatchCache;
 pub use result::{MatchResult, QueueGroup};
 pub use subject::{
-    is_literal, subject_matches, validate_literal_subject, validate_queue_name, validate_subject,
-    SubjectError, SUBJECT_LEN_MAX,
+    is_literal, pattern_covers, subject_matches, validate_literal_subject, validate_queue_name,
+    validate_subject, SubjectError, SUBJECT_LEN_MAX,
 };
 pub use sublist::Sublist;

@@ -128,9 +128,57 @@ pub fn subject_matches(pattern: &[u8], subject: &[u8]) -> bool {
     }
 }
 
+/// Whether every subject `filter` matches is also matched by `pattern`
+/// (both may hold wildcards): `orders.>` covers `orders.*.eu`, `orders.*`
+/// does not cover `orders.>`.
+///
+/// ```
+/// use herald_core::pattern_covers;
+///
+/// assert!(pattern_covers("orders.>", "orders.*.eu"));
+/// assert!(pattern_covers("orders.*", "orders.new"));
+/// assert!(!pattern_covers("orders.*", "orders.>"));
+/// ```
+pub fn pattern_covers(pattern: &str, filter: &str) -> bool {
+    let mut pattern = pattern.split('.');
+    let mut filter = filter.split('.');
+    loop {
+        match (pattern.next(), filter.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some(_), Some(">")) => return false,
+            (Some("*"), Some(_)) => {}
+            (Some(p), Some(f)) if p == f && f != "*" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn covers_agrees_with_matching() {
+        let subjects = ["a", "a.b", "a.b.c", "a.c", "b.b", "a.b.c.d"];
+        let patterns = ["a", "a.*", "a.>", "*.b", "a.b", "a.*.c", ">", "*", "a.b.>"];
+        for pattern in patterns {
+            for filter in patterns {
+                if pattern_covers(pattern, filter) {
+                    for subject in subjects {
+                        if subject_matches(filter.as_bytes(), subject.as_bytes()) {
+                            assert!(
+                                subject_matches(pattern.as_bytes(), subject.as_bytes()),
+                                "{pattern} claims to cover {filter}, but misses {subject}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(pattern_covers(">", "a.*"));
+        assert!(!pattern_covers("a.*", "*.b"));
+    }
 
     #[test]
     fn validation() {

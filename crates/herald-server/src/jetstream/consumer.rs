@@ -340,7 +340,15 @@ impl ConsumerInner {
     /// counts up to the boundary.
     fn undelivered(&self, stream: &super::stream::StreamInner) -> u64 {
         let from = self.machine.next_stream_seq();
-        let filter = &self.settings.filter;
+        let all = herald_storage::SubjectFilter::all();
+        // A filter that takes in every subject of the stream counts like no
+        // filter: from the index totals instead of a pass over the subjects
+        // (this count is taken for every delivery, for its ack subject).
+        let filter = if self.covers_stream(stream) {
+            &all
+        } else {
+            &self.settings.filter
+        };
         let until = self.last_per_subject_until;
         if until < from {
             return stream.store.count_matching(from, filter);
@@ -353,6 +361,20 @@ impl ConsumerInner {
             .filter(|&seq| seq >= from && seq <= until)
             .count() as u64;
         lasts + stream.store.count_matching(until + 1, filter)
+    }
+
+    /// Whether the consumer's filter selects every subject the stream
+    /// captures (checked against the stream's current subjects, which an
+    /// update may change).
+    fn covers_stream(&self, stream: &super::stream::StreamInner) -> bool {
+        let patterns = self.settings.filter.patterns();
+        !self.settings.filter.is_all()
+            && !stream.settings.subjects.is_empty()
+            && stream
+                .settings
+                .subjects
+                .iter()
+                .all(|subject| patterns.iter().any(|p| herald_core::pattern_covers(p, subject)))
     }
 
     fn end_expired_pulls(&mut self, now_ns: u64, out: &mut Vec<OutMsg>) {

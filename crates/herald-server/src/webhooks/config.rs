@@ -337,21 +337,10 @@ fn check_stream_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// Whether every subject that matches `filter` also matches `pattern`, i.e.
-/// a stream with subject `pattern` captures everything the filter selects.
+/// Whether a stream with subject `pattern` captures everything `filter`
+/// selects.
 pub(crate) fn covers(pattern: &str, filter: &str) -> bool {
-    let mut pattern = pattern.split('.');
-    let mut filter = filter.split('.');
-    loop {
-        match (pattern.next(), filter.next()) {
-            (Some(">"), Some(_)) => return true,
-            (Some(_), Some(">")) => return false,
-            (Some("*"), Some(_)) => {}
-            (Some(p), Some(f)) if p == f && f != "*" => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
+    herald_core::pattern_covers(pattern, filter)
 }
 
 /// Whether some subject matches both patterns.
