@@ -4,6 +4,9 @@
 mod cli;
 mod serve;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// Herald, the event router. Speaks the NATS client protocol.
