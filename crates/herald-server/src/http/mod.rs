@@ -25,6 +25,7 @@ pub(crate) mod ws;
 
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -74,8 +75,17 @@ pub(crate) async fn serve(
     let stop = async move {
         let _ = shutdown.changed().await;
     };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+    if let Err(e) = axum::serve(listener.tap_io(set_nodelay), app).with_graceful_shutdown(stop).await {
         tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+/// Answers leave at once: with Nagle's algorithm a response written in two
+/// parts waits for the client's delayed ACK (40 ms on Linux), which showed
+/// as a p99 of 30-50 ms in `herald bench http-ingest --rate`.
+fn set_nodelay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
     }
 }
 
