@@ -169,6 +169,10 @@ pub fn run(args: &HttpIngestArgs) -> anyhow::Result<HttpIngestReport> {
     let per_conn =
         |total: u64, i: usize| total / args.conns as u64 + u64::from((i as u64) < total % args.conns as u64);
     let start = Arc::new(Barrier::new(args.conns + 1));
+    // Every connection starts its measured part together, after every
+    // warm-up: one still warming up would load the server while another
+    // measures, and the schedules would begin at different times.
+    let measure = Arc::new(Barrier::new(args.conns));
     let mut workers = Vec::with_capacity(args.conns);
     for i in 0..args.conns {
         let plan = Plan {
@@ -183,27 +187,31 @@ pub fn run(args: &HttpIngestArgs) -> anyhow::Result<HttpIngestReport> {
             interval: (args.rate > 0.0)
                 .then(|| Duration::from_secs_f64(args.conns as f64 * batch as f64 / args.rate)),
         };
-        let start = start.clone();
-        workers.push(thread::spawn(move || plan.run(&start)));
+        let (start, measure) = (start.clone(), measure.clone());
+        workers.push(thread::spawn(move || plan.run(&start, &measure)));
     }
     start.wait();
-    let began = Instant::now();
+    let mut began: Option<Instant> = None;
     let mut samples = Vec::with_capacity(args.events as usize);
     let mut error = None;
     let mut events = 0;
-    let mut last_done = began;
+    let mut last_done: Option<Instant> = None;
     for worker in workers {
         match worker.join() {
             Ok(Ok(done)) => {
                 events += done.samples.len() as u64 * batch as u64;
                 samples.extend(done.samples);
-                last_done = last_done.max(done.finished);
+                began = Some(began.map_or(done.began, |b| b.min(done.began)));
+                last_done = Some(last_done.map_or(done.finished, |l| l.max(done.finished)));
             }
             Ok(Err(e)) => error = Some(format!("{e:#}")),
             Err(_) => error = Some("a connection thread panicked".into()),
         }
     }
-    let elapsed = last_done.saturating_duration_since(began);
+    let elapsed = match (began, last_done) {
+        (Some(began), Some(last)) => last.saturating_duration_since(began),
+        _ => Duration::ZERO,
+    };
     Ok(HttpIngestReport {
         workload: "http-ingest",
         http: args.http.clone(),
@@ -250,24 +258,32 @@ struct Plan {
 
 struct Done {
     samples: Vec<Duration>,
+    /// When the measured part began and ended on this connection.
+    began: Instant,
     finished: Instant,
 }
 
 impl Plan {
-    fn run(self, start: &Barrier) -> anyhow::Result<Done> {
+    fn run(self, start: &Barrier, measure: &Barrier) -> anyhow::Result<Done> {
+        // Built before any connection sends: formatting them would compete
+        // with the measured requests of the other threads.
+        let requests = self.requests();
         let connected =
             TcpStream::connect(&self.addr).with_context(|| format!("cannot connect to {}", self.addr));
-        // Every thread reaches the barrier, even when it failed, so the run ends.
+        // Every thread reaches both barriers, even when it failed, so the run ends.
         start.wait();
-        let mut stream = connected?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
-        let requests = self.requests();
-        let mut reader = ResponseReader::default();
-        for request in &requests[..self.warmup as usize] {
-            stream.write_all(request)?;
-            reader.read_ok(&mut stream)?;
-        }
+        let warmed_up = connected.and_then(|mut stream| {
+            stream.set_nodelay(true)?;
+            stream.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
+            let mut reader = ResponseReader::default();
+            for request in &requests[..self.warmup as usize] {
+                stream.write_all(request)?;
+                reader.read_ok(&mut stream)?;
+            }
+            Ok((stream, reader))
+        });
+        measure.wait();
+        let (mut stream, mut reader) = warmed_up?;
         let mut samples = Vec::with_capacity(self.events as usize);
         let began = Instant::now();
         for (i, request) in requests[self.warmup as usize..].iter().enumerate() {
@@ -288,6 +304,7 @@ impl Plan {
         }
         Ok(Done {
             samples,
+            began,
             finished: Instant::now(),
         })
     }

@@ -75,7 +75,10 @@ pub(crate) async fn serve(
     let stop = async move {
         let _ = shutdown.changed().await;
     };
-    if let Err(e) = axum::serve(listener.tap_io(set_nodelay), app).with_graceful_shutdown(stop).await {
+    if let Err(e) = axum::serve(listener.tap_io(set_nodelay), app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
         tracing::error!(error = %e, "HTTP server failed");
     }
 }
