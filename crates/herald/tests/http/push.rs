@@ -452,23 +452,7 @@ async fn a_live_sse_client_that_does_not_read_is_cut_off() {
     assert_eq!(slow.status(), 200);
     // 48 MiB: more than the 16 MiB backlog plus every buffer between the
     // server and this unread response (socket buffers are a few MiB).
-    let payload = Bytes::from(vec![b'x'; 64 * 1024]);
-    for _ in 0..768 {
-        env.nats.publish("big.data", payload.clone()).await.unwrap();
-    }
-    env.nats.flush().await.unwrap();
-    // By the overflowed backlog at once, or at the latest by the write
-    // timeout, should the buffers in between be larger than planned for.
-    within_for(WAIT * 3, "the slow client is cut off", async {
-        while metric(&env, "herald_http_push_slow_total").await != 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    eventually("its subscription is closed", || async {
-        metric(&env, "herald_http_push_subscriptions").await == 0
-    })
-    .await;
+    flood_until_cut_off(&env).await;
 
     // The server is fine, and serves the next client.
     let (status, _) = env.get("/healthz").await;
@@ -574,23 +558,7 @@ async fn a_live_websocket_client_that_does_not_read_is_closed() {
     let env = Env::start().await;
     let slow = ws_open(&env, "/v1/events/big.%3E").await;
     // As for SSE: well past the backlog and the buffers in between.
-    let payload = Bytes::from(vec![b'x'; 64 * 1024]);
-    for _ in 0..768 {
-        env.nats.publish("big.data", payload.clone()).await.unwrap();
-    }
-    env.nats.flush().await.unwrap();
-    // By the overflowed backlog at once, or at the latest by the write
-    // timeout, should the buffers in between be larger than planned for.
-    within_for(WAIT * 3, "the slow client is cut off", async {
-        while metric(&env, "herald_http_push_slow_total").await != 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    eventually("its subscription is closed", || async {
-        metric(&env, "herald_http_push_subscriptions").await == 0
-    })
-    .await;
+    flood_until_cut_off(&env).await;
     let (status, _) = env.get("/healthz").await;
     assert_eq!(status, 200);
     drop(slow);
@@ -710,4 +678,27 @@ async fn stream_mode_starts_where_asked() {
         error["error"]["type"].as_str().unwrap().ends_with("no-acks"),
         "{error}"
     );
+}
+
+/// Publishes 48 MiB on `big.data` (three times the live backlog bound,
+/// plus socket buffers) and waits until the server counted one slow push
+/// client and closed its subscription.
+async fn flood_until_cut_off(env: &Env) {
+    let payload = Bytes::from(vec![b'x'; 64 * 1024]);
+    for _ in 0..768 {
+        env.nats.publish("big.data", payload.clone()).await.unwrap();
+    }
+    env.nats.flush().await.unwrap();
+    // By the overflowed backlog at once, or at the latest by the write
+    // timeout, should the buffers in between be larger than planned for.
+    within_for(WAIT * 3, "the slow client is cut off", async {
+        while metric(env, "herald_http_push_slow_total").await != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    eventually("its subscription is closed", || async {
+        metric(env, "herald_http_push_subscriptions").await == 0
+    })
+    .await;
 }
