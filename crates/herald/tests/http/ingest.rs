@@ -104,16 +104,7 @@ async fn a_retried_event_id_is_stored_once() {
     assert_eq!(first["duplicate"], Value::Null, "{first}");
     assert_eq!(second["duplicate"], true, "{second}");
     assert_eq!(second["seq"], first["seq"]);
-    let info = env
-        .js
-        .get_stream("ORDERS")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .clone();
-    assert_eq!(info.state.messages, 1);
+    assert_eq!(env.stored_messages("ORDERS").await, 1);
 }
 
 #[tokio::test]
@@ -184,16 +175,11 @@ async fn plain_bodies_keep_their_content_type_and_idempotency_key() {
     let msg = next_message(&env, &mut sub).await;
     assert_eq!(msg.payload.as_ref(), b"started");
     assert_eq!(header(&msg, "content-type"), Some("text/plain"));
-    let info = env
-        .js
-        .get_stream("LOGS")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .clone();
-    assert_eq!(info.state.messages, 1, "the idempotency key is the dedup id");
+    assert_eq!(
+        env.stored_messages("LOGS").await,
+        1,
+        "the idempotency key is the dedup id"
+    );
 }
 
 #[tokio::test]
@@ -250,17 +236,9 @@ async fn malformed_events_get_precise_problems_and_publish_nothing() {
         )
         .await;
     assert_eq!(status, 400, "{problem}");
-    let info = env
-        .js
-        .get_stream("ORDERS")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .clone();
     assert_eq!(
-        info.state.messages, 0,
+        env.stored_messages("ORDERS").await,
+        0,
         "a refused batch stores none of its events"
     );
 }

@@ -426,17 +426,7 @@ async fn websocket_acks_a_durable_consumer_and_hands_back_what_was_left_unacked(
     let frame = ws_json(&mut next_client).await;
     assert_eq!(frame["heraldseq"], seq);
     ws_send(&mut next_client, json!({"ack": frame["heraldackid"]})).await;
-    let consumer_stream = stream.clone();
-    eventually("every message is acked", || {
-        let stream = consumer_stream.clone();
-        async move {
-            let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-                stream.get_consumer("workers").await.unwrap();
-            let info = consumer.info().await.unwrap();
-            info.num_ack_pending == 0 && info.ack_floor.stream_sequence == 5
-        }
-    })
-    .await;
+    wait_all_acked(&stream, "workers", 5, "every message is acked").await;
 }
 
 #[tokio::test]
@@ -606,16 +596,7 @@ async fn sse_from_a_durable_consumer_acks_what_it_wrote() {
             "SSE clients do not ack"
         );
     }
-    eventually("what was written is acked", || {
-        let stream = stream.clone();
-        async move {
-            let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-                stream.get_consumer("mailer").await.unwrap();
-            let info = consumer.info().await.unwrap();
-            info.num_ack_pending == 0 && info.ack_floor.stream_sequence == 3
-        }
-    })
-    .await;
+    wait_all_acked(&stream, "mailer", 3, "what was written is acked").await;
 }
 
 #[tokio::test]
@@ -699,6 +680,21 @@ async fn flood_until_cut_off(env: &Env) {
     .await;
     eventually("its subscription is closed", || async {
         metric(env, "herald_http_push_subscriptions").await == 0
+    })
+    .await;
+}
+
+/// Waits until consumer `name` has nothing pending an ack and its ack
+/// floor is stream sequence `floor`.
+async fn wait_all_acked(stream: &async_nats::jetstream::stream::Stream, name: &str, floor: u64, what: &str) {
+    eventually(what, || {
+        let stream = stream.clone();
+        async move {
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+                stream.get_consumer(name).await.unwrap();
+            let info = consumer.info().await.unwrap();
+            info.num_ack_pending == 0 && info.ack_floor.stream_sequence == floor
+        }
     })
     .await;
 }

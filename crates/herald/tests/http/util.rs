@@ -65,6 +65,18 @@ impl Env {
             .unwrap_or_else(|e| panic!("create stream {name}: {e:?}"));
     }
 
+    /// Messages the stream holds now.
+    pub async fn stored_messages(&self, stream: &str) -> u64 {
+        let mut stream = within("get stream", self.js.get_stream(stream))
+            .await
+            .unwrap_or_else(|e| panic!("get stream {stream}: {e:?}"));
+        within("stream info", stream.info())
+            .await
+            .expect("stream info")
+            .state
+            .messages
+    }
+
     /// POSTs `body` with `content_type` (plus `headers`) to `path`;
     /// returns the status and the JSON body (`Null` when not JSON).
     pub async fn post(
