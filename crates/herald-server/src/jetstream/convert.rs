@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use herald_core::validate_subject;
+use herald_core::{pattern_covers, validate_subject};
 use herald_protocol::jetstream::config::{DiscardPolicy, RetentionPolicy, StorageType, StreamConfig};
 use herald_protocol::jetstream::ApiErrorCode as Code;
 use herald_storage::{Discard, StoreConfig, SEGMENT_BYTES_DEFAULT};
@@ -50,8 +50,8 @@ pub(crate) fn stream_settings(
         if validate_subject(subject.as_bytes()).is_err() {
             return Err(invalid(&format!("invalid subject {subject:?}")));
         }
-        if subject.starts_with("$JS.") || subject == ">" && config.subjects.len() > 1 {
-            return Err(invalid(&format!("subject {subject:?} is reserved")));
+        if let Some(why) = acking_capture_refusal(subject, config.no_ack) {
+            return Err(invalid(why));
         }
         if config.subjects[..i]
             .iter()
@@ -110,6 +110,33 @@ pub(crate) fn stream_settings(
     })
 }
 
+/// Subject spaces of the server's own APIs: a stream that answered what it
+/// captures there with PubAcks would answer API requests and replies in the
+/// server's place.
+const API_SPACES: [&str; 3] = ["$JS.>", "$JSC.>", "$NRG.>"];
+
+/// Why a stream may not capture `subject` unless it is `no_ack`, if it may
+/// not. The rules and messages are nats-server's, so a configuration one
+/// server refuses the other refuses too.
+fn acking_capture_refusal(subject: &str, no_ack: bool) -> Option<&'static str> {
+    if no_ack {
+        return None;
+    }
+    if subject == ">" {
+        return Some("capturing all subjects requires no-ack to be true");
+    }
+    // Advisories under $JS.EVENT are events like any other.
+    if API_SPACES.iter().any(|space| subjects_overlap(subject, space))
+        && !pattern_covers("$JS.EVENT.>", subject)
+    {
+        return Some("subjects that overlap with jetstream api require no-ack to be true");
+    }
+    if subjects_overlap(subject, "$SYS.>") && !pattern_covers("$SYS.ACCOUNT.>", subject) {
+        return Some("subjects that overlap with system api require no-ack to be true");
+    }
+    None
+}
+
 /// Whether some subject matches both patterns.
 pub(crate) fn subjects_overlap(a: &str, b: &str) -> bool {
     let mut a = a.split('.');
@@ -140,6 +167,45 @@ mod tests {
         assert!(!subjects_overlap("orders.*", "orders.new.x"));
         assert!(!subjects_overlap("orders.new", "orders.old"));
         assert!(!subjects_overlap("a.>", "a"));
+    }
+
+    #[test]
+    fn acking_streams_may_not_capture_the_server_api_spaces() {
+        let refused = |subject| acking_capture_refusal(subject, false);
+        assert_eq!(
+            refused(">"),
+            Some("capturing all subjects requires no-ack to be true")
+        );
+        for subject in [
+            "$JS.API.>",
+            "*.API.STREAM.INFO.X",
+            "*.*",
+            "$JSC.R.x",
+            "$NRG.>",
+            "*.>",
+        ] {
+            assert!(
+                refused(subject).is_some_and(|why| why.contains("jetstream api")),
+                "{subject}"
+            );
+        }
+        assert!(refused("$SYS.REQ.>").is_some_and(|why| why.contains("system api")));
+        for subject in [
+            "orders.>",
+            "*",
+            "$JS.EVENT.ADVISORY.>",
+            "$SYS.ACCOUNT.x.CONNECT",
+            "_INBOX.>",
+        ] {
+            assert_eq!(refused(subject), None, "{subject}");
+        }
+        for subject in [">", "$JS.API.>", "$SYS.>"] {
+            assert_eq!(
+                acking_capture_refusal(subject, true),
+                None,
+                "{subject} with no_ack"
+            );
+        }
     }
 
     #[test]

@@ -482,3 +482,57 @@ async fn overlapping_subjects_are_rejected_with_10065() {
         vec!["private.>".to_string()]
     );
 }
+
+/// A stream acking what it captures in the server's API spaces would answer
+/// API requests with PubAcks; nats-server refuses those subjects unless the
+/// stream is `no_ack`, and so does Herald, with the same code and message.
+#[tokio::test]
+async fn api_subject_spaces_need_no_ack() {
+    let env = Env::start().await;
+    let create = |name: &str, subject: &str, no_ack: bool| {
+        let body = serde_json::json!({
+            "name": name, "subjects": [subject], "no_ack": no_ack, "storage": "memory",
+        });
+        let (name, body) = (name.to_string(), body.to_string());
+        let env = &env;
+        async move { env.api(&format!("STREAM.CREATE.{name}"), body).await }
+    };
+    for (subject, why) in [
+        (">", "capturing all subjects requires no-ack to be true"),
+        (
+            "$JS.API.>",
+            "subjects that overlap with jetstream api require no-ack to be true",
+        ),
+        (
+            "*.>",
+            "subjects that overlap with jetstream api require no-ack to be true",
+        ),
+        (
+            "$SYS.REQ.>",
+            "subjects that overlap with system api require no-ack to be true",
+        ),
+    ] {
+        let refused = create("REFUSED", subject, false).await;
+        assert_eq!(refused["error"]["err_code"], 10052, "{subject}: {refused}");
+        let description = refused["error"]["description"].as_str().unwrap_or_default();
+        assert!(description.contains(why), "{subject}: {refused}");
+    }
+    // Advisories are ordinary events.
+    let advisories = create("ADVISORIES", "$JS.EVENT.ADVISORY.>", false).await;
+    assert!(advisories["error"].is_null(), "{advisories}");
+    let deleted = env.api("STREAM.DELETE.ADVISORIES", "").await;
+    assert_eq!(deleted["success"], true, "{deleted}");
+    // With no_ack the stream only stores: the API keeps answering, and a
+    // publish with a reply subject gets no PubAck.
+    let everything = create("EVERYTHING", ">", true).await;
+    assert!(everything["error"].is_null(), "{everything}");
+    let info = env.api("INFO", "").await;
+    assert!(info["error"].is_null(), "{info}");
+    let request = env.client.request("orders.new", "x".into());
+    let answer = tokio::time::timeout(std::time::Duration::from_millis(500), request).await;
+    assert!(
+        !matches!(answer, Ok(Ok(_))),
+        "a no_ack stream answered a publish: {answer:?}"
+    );
+    assert!(env.info("EVERYTHING").await.state.messages >= 1);
+}
