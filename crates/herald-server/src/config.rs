@@ -25,6 +25,10 @@ pub const MAX_PINGS_OUT_DEFAULT: u32 = 2;
 pub const WRITE_DEADLINE_MS_DEFAULT: u64 = 10_000;
 /// Default interval between fsyncs of streams with sync policy `interval`.
 pub const SYNC_INTERVAL_MS_DEFAULT: u64 = 1_000;
+/// Default limit on receiving an HTTP request head, and on an idle
+/// keep-alive connection: longer than the 60 s idle timeout load balancers
+/// commonly use, so they, not Herald, close idle connections.
+pub const HTTP_IDLE_TIMEOUT_MS_DEFAULT: u64 = 75_000;
 /// Default subject of CloudEvents posted without one: their type.
 pub const HTTP_SUBJECT_TEMPLATE_DEFAULT: &str = "{type}";
 
@@ -102,6 +106,10 @@ pub struct Config {
     /// path): `{type}`, `{source}` and `{subject}` are replaced by those
     /// attributes.
     pub http_subject_template: String,
+    /// Most milliseconds an HTTP client may take to send a request head,
+    /// counted from when the connection starts waiting for it: also how
+    /// long an idle keep-alive connection stays open.
+    pub http_idle_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -124,6 +132,7 @@ impl Default for Config {
             sync: crate::SyncPolicy::Interval,
             sync_interval_ms: SYNC_INTERVAL_MS_DEFAULT,
             http_subject_template: HTTP_SUBJECT_TEMPLATE_DEFAULT.to_string(),
+            http_idle_timeout_ms: HTTP_IDLE_TIMEOUT_MS_DEFAULT,
         }
     }
 }
@@ -177,6 +186,9 @@ impl Config {
         }
         if self.write_deadline_ms == 0 {
             return invalid("write_deadline_ms", "must be at least 1");
+        }
+        if self.http_idle_timeout_ms == 0 {
+            return invalid("http_idle_timeout_ms", "must be at least 1");
         }
         if self.sync_interval_ms == 0 {
             return invalid("sync_interval_ms", "must be at least 1");

@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// are replaced by those attributes [default: {type}].
     #[arg(long)]
     http_subject_template: Option<String>,
+    /// Milliseconds an HTTP client may take to send a request's headers, and an idle
+    /// keep-alive HTTP connection stays open [default: 75000].
+    #[arg(long)]
+    http_idle_timeout_ms: Option<u64>,
 }
 
 fn parse_sync(text: &str) -> Result<herald_server::SyncPolicy, String> {
@@ -102,7 +106,8 @@ impl ServeArgs {
             write_deadline_ms,
             sync,
             sync_interval_ms,
-            http_subject_template
+            http_subject_template,
+            http_idle_timeout_ms
         );
         if self.server_name.is_some() {
             config.server_name = self.server_name;

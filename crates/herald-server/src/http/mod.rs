@@ -8,12 +8,15 @@
 //! - [`admin`]: streams, consumers, messages, KV, server info, and the
 //!   OpenAPI document at `/v1/openapi.json`.
 //! - [`problem`]: RFC 9457 problem details, the body of every error.
+//! - [`connections`]: accepting and serving connections: `TCP_NODELAY`, a
+//!   write deadline, a header read (and keep-alive idle) timeout.
 //!
 //! Every handler talks to the router through the server's in-process client
 //! ([`crate::local::Local`]), so HTTP and NATS clients see each other's
 //! messages and share streams.
 
 pub(crate) mod admin;
+pub(crate) mod connections;
 pub(crate) mod ingest;
 pub(crate) mod problem;
 pub(crate) mod push;
@@ -25,7 +28,6 @@ pub(crate) mod ws;
 
 use std::sync::Arc;
 
-use axum::serve::ListenerExt as _;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -51,7 +53,7 @@ pub(crate) async fn serve(
     local: Arc<Local>,
     webhooks: Arc<crate::webhooks::Webhooks>,
     listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let http = Http {
         server: state.clone(),
@@ -71,25 +73,8 @@ pub(crate) async fn serve(
         .fallback(not_found)
         .layer(axum::middleware::from_fn(admin::problem_safety_net))
         .with_state(http);
-    let app = crate::monitor::routes().with_state(state).merge(v1);
-    let stop = async move {
-        let _ = shutdown.changed().await;
-    };
-    if let Err(e) = axum::serve(listener.tap_io(set_nodelay), app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!(error = %e, "HTTP server failed");
-    }
-}
-
-/// Answers leave at once: with Nagle's algorithm a response written in two
-/// parts waits for the client's delayed ACK (40 ms on Linux), which showed
-/// as a p99 of 30-50 ms in `herald bench http-ingest --rate`.
-fn set_nodelay(stream: &mut tokio::net::TcpStream) {
-    if let Err(e) = stream.set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
-    }
+    let app = crate::monitor::routes().with_state(state.clone()).merge(v1);
+    connections::serve(listener, app, state, shutdown).await;
 }
 
 async fn not_found(uri: axum::http::Uri) -> problem::Problem {

@@ -62,6 +62,10 @@ pub(crate) struct HttpStats {
     pub push_slow: AtomicU64,
     /// How long a stored publish waited for its PubAck.
     pub ingest_latency: Histogram,
+    /// Open HTTP connections.
+    pub connections: AtomicU64,
+    /// Connections closed because the client accepted no data within the write deadline.
+    pub write_timeouts: AtomicU64,
 }
 
 impl HttpStats {
@@ -99,6 +103,18 @@ impl HttpStats {
             "counter",
             "SSE and WebSocket clients cut off for falling behind.",
             self.push_slow.load(Relaxed),
+        );
+        metric(
+            "herald_http_connections",
+            "gauge",
+            "Open HTTP connections.",
+            self.connections.load(Relaxed),
+        );
+        metric(
+            "herald_http_write_timeouts_total",
+            "counter",
+            "HTTP connections closed because the client accepted no data within write_deadline_ms.",
+            self.write_timeouts.load(Relaxed),
         );
         let name = "herald_http_ingest_stored_seconds";
         let _ = writeln!(

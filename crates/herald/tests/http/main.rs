@@ -10,6 +10,7 @@ mod server;
 mod util;
 
 mod admin;
+mod connections;
 mod ingest;
 mod push;
 mod webhooks;

@@ -431,7 +431,9 @@ async fn websocket_acks_a_durable_consumer_and_hands_back_what_was_left_unacked(
 
 #[tokio::test]
 async fn a_live_sse_client_that_does_not_read_is_cut_off() {
-    let env = Env::start().await;
+    // A write deadline far past the test, so what the slow client is left
+    // with is the end of its stream, not a closed connection.
+    let env = Env::start_with(&["--write-deadline-ms", "600000"]).await;
     let slow = env
         .http
         .get(env.url("/v1/events/big.>"))
@@ -478,6 +480,51 @@ async fn a_live_sse_client_that_does_not_read_is_cut_off() {
         "{problem}"
     );
     assert!(events < 768, "the backlog was bounded: {events} events");
+}
+
+#[tokio::test]
+async fn a_client_that_accepts_no_data_is_disconnected_at_the_write_deadline() {
+    let env = Env::start_with(&["--write-deadline-ms", "1000"]).await;
+    env.stream("BIG", &["big.>"]).await;
+    // 40 MB stored: far more than the socket buffers and the frames queued
+    // for the body, so the server's writes block while the client reads nothing.
+    let payload = Bytes::from(vec![b'x'; 1_000_000]);
+    for _ in 0..40 {
+        let ack = within("publish", env.js.publish("big.data", payload.clone()))
+            .await
+            .expect("publish");
+        within("PubAck", std::future::IntoFuture::into_future(ack))
+            .await
+            .expect("PubAck");
+    }
+    let slow = env
+        .http
+        .get(env.url("/v1/events/big.>?stream=BIG&deliver=all"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("open SSE");
+    assert_eq!(slow.status(), 200);
+    eventually("the connection is closed at the write deadline", || async {
+        metric(&env, "herald_http_write_timeouts_total").await == 1
+    })
+    .await;
+    // Closing the connection ends the subscription and its consumer, well
+    // before the push stream's own 10 s stall limit would have.
+    eventually("the subscription ends with the connection", || async {
+        metric(&env, "herald_http_push_subscriptions").await == 0
+    })
+    .await;
+    let stream = env.js.get_stream("BIG").await.expect("stream BIG");
+    eventually("its consumer is deleted", || {
+        let mut stream = stream.clone();
+        async move { stream.info().await.expect("stream info").state.consumer_count == 0 }
+    })
+    .await;
+    assert_eq!(metric(&env, "herald_http_push_slow_total").await, 0);
+    drop(slow);
+    let (status, _) = env.get("/healthz").await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
@@ -665,8 +712,14 @@ async fn stream_mode_starts_where_asked() {
 /// plus socket buffers) and waits until the server counted one slow push
 /// client and closed its subscription.
 async fn flood_until_cut_off(env: &Env) {
-    let payload = Bytes::from(vec![b'x'; 64 * 1024]);
-    for _ in 0..768 {
+    flood_until_cut_off_with(env, 64 * 1024, 768).await;
+}
+
+/// Publishes `count` payloads of `len` bytes on `big.data` and waits like
+/// [`flood_until_cut_off`].
+async fn flood_until_cut_off_with(env: &Env, len: usize, count: usize) {
+    let payload = Bytes::from(vec![b'x'; len]);
+    for _ in 0..count {
         env.nats.publish("big.data", payload.clone()).await.unwrap();
     }
     env.nats.flush().await.unwrap();

@@ -24,7 +24,12 @@ pub struct Env {
 impl Env {
     /// A fresh server and clients connected to it.
     pub async fn start() -> Env {
-        let server = JsServer::start();
+        Self::start_with(&[]).await
+    }
+
+    /// A fresh server started with more `herald serve` options.
+    pub async fn start_with(args: &[&str]) -> Env {
+        let server = JsServer::start_with(args);
         let nats = within("connect", async_nats::connect(server.url()))
             .await
             .expect("connect to the server");

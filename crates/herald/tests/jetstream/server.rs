@@ -52,11 +52,18 @@ pub struct JsServer {
     /// Temporary root: `data/` plus one log file per start.
     dir: PathBuf,
     starts: u32,
+    /// More `herald serve` options (ignored for nats-server).
+    herald_args: Vec<String>,
 }
 
 impl JsServer {
     /// Starts a server on a free loopback port with an empty data directory.
     pub fn start() -> JsServer {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server like [`JsServer::start`], Herald with more `serve` options.
+    pub fn start_with(herald_args: &[&str]) -> JsServer {
         let dir = temp_dir();
         let mut server = JsServer {
             flavor: flavor(),
@@ -65,6 +72,7 @@ impl JsServer {
             http_port: 0,
             dir,
             starts: 0,
+            herald_args: herald_args.iter().map(|s| s.to_string()).collect(),
         };
         server.spawn();
         server
@@ -174,6 +182,7 @@ impl JsServer {
                     .args(["serve", "--host", "127.0.0.1", "--port", &self.port.to_string()])
                     .args(["--http-port", "0", "--log-level", "warn", "--data-dir"])
                     .arg(&data_dir)
+                    .args(&self.herald_args)
                     .stdin(Stdio::null())
                     .stdout(Stdio::piped())
                     .stderr(log)
