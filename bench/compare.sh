@@ -29,11 +29,17 @@
 #            scripts/postgres.sh), alternating; then Herald alone: loading a
 #            1000-event aggregate (`es-load`) and a projection catching up
 #            (`es-project`). Skipped with a note when PostgreSQL cannot start.
-#   http     Herald's HTTP API alone (nats-server has none): `http-ingest`
+#   http     Herald's HTTP API (nats-server has none): `http-ingest`
 #            with HTTP_CONNS keep-alive connections: plain bodies, CloudEvents,
 #            CloudEvents stored by a stream, batches of 100 stored; CloudEvents
-#            at HTTP_RATE events/s for the latency; then `webhook` delivery to a
-#            local receiver. Fresh herald with an empty data dir every round.
+#            and plain bodies at HTTP_RATE events/s for the latency; then
+#            `webhook` delivery to a local receiver. Fresh herald with an empty
+#            data dir every round. Beside it, when `nginx` is installed, the
+#            same generator against nginx answering `return 200` (one worker):
+#            plain bodies closed loop and at HTTP_RATE, the floor this machine
+#            and generator allow. Each round starts with `machine-stalls`
+#            (5 s of plain CPU work, no server), the share of time the machine
+#            itself ran at under half speed, which open-loop tails inherit.
 #
 # Environment:
 #   ROUNDS           rounds per workload and server (default 5)
@@ -46,6 +52,7 @@
 #   HTTP_CONNS       keep-alive connections of the http phase (default 16)
 #   HTTP_EVENTS      events per http-ingest run (default 200000)
 #   HTTP_RATE        events/s of the fixed-rate latency run (default 25000)
+#   NGINX_PORT       port of the http phase's nginx baseline (default 8444)
 #   WEBHOOK_EVENTS   events per webhook run (default 20000)
 #   ES_AGGREGATES    concurrent aggregates of the es phase (default 64)
 #   ES_SECS          measured seconds per es-append run (default 5)
@@ -79,6 +86,7 @@ PHASES="${PHASES:-core js memory es http}"
 HTTP_CONNS="${HTTP_CONNS:-16}"
 HTTP_EVENTS="${HTTP_EVENTS:-200000}"
 HTTP_RATE="${HTTP_RATE:-25000}"
+NGINX_PORT="${NGINX_PORT:-8444}"
 WEBHOOK_EVENTS="${WEBHOOK_EVENTS:-20000}"
 PHASES=" ${PHASES//,/ } "
 JS_MSGS="${JS_MSGS:-500000}"
@@ -445,10 +453,56 @@ fi
 
 # --- HTTP: Herald alone ----------------------------------------------------------
 
+# nginx answering every request with a small JSON body, as the HTTP
+# baseline; prints its pid, or nothing when nginx is not installed.
+start_nginx() {
+    command -v nginx >/dev/null || return 0
+    local dir="$WORK/nginx"
+    mkdir -p "$dir/logs"
+    cat >"$dir/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+error_log $dir/logs/error.log warn;
+pid $dir/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    server {
+        listen $HOST:$NGINX_PORT;
+        location / { default_type application/json; return 200 '{"subject":"bench.http","delivered":1}'; }
+    }
+}
+NGINX
+    nginx -c "$dir/nginx.conf" -p "$dir" >>"$WORK/nginx.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 50); do
+        if (exec 3<>"/dev/tcp/$HOST/$NGINX_PORT") 2>/dev/null; then
+            echo "$pid"
+            return 0
+        fi
+        sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    note "nginx did not start (see $WORK/nginx.log): no HTTP baseline"
+}
+
+# `machine-stalls`: how steadily the machine runs plain CPU work right now.
+run_stalls() { # round
+    local out status=0
+    sleep "$SETTLE"
+    out="$("${BENCH[@]}" machine-stalls --secs 5 --json 2>>"$WORK/bench.err")" || status=$?
+    [[ -n "$out" ]] || out="{\"error\": \"exit status $status\"}"
+    printf '{"round": %d, "server": "machine", "id": "machine_stalls", "result": %s}\n' "$1" "$out" >>"$RESULTS"
+}
+
 if has_phase http; then
     HTTP_ARGS=(--http "http://$HOST:$HERALD_HTTP_PORT" --conns "$HTTP_CONNS")
+    NGINX_ARGS=(--http "http://$HOST:$NGINX_PORT" --conns "$HTTP_CONNS")
+    NGINX_PID="$(start_nginx)"
     for ((round = 1; round <= ROUNDS; round++)); do
         log "round $round/$ROUNDS: http (fresh herald, empty data dir)"
+        run_stalls "$round"
         restart_servers js
         run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" http_plain \
             http-ingest "${HTTP_ARGS[@]}" --events "$HTTP_EVENTS" --format plain
@@ -460,10 +514,26 @@ if has_phase http; then
             http-ingest "${HTTP_ARGS[@]}" --events "$((HTTP_EVENTS * 5))" --format batch --batch 100 --capture
         run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" http_ce_rate \
             http-ingest "${HTTP_ARGS[@]}" --events "$((HTTP_RATE * 4))" --format cloudevents --rate "$HTTP_RATE"
+        # Plain bodies at the rate, Herald and nginx alternating which goes first.
+        for server in $(server_order "$round"); do
+            if [[ "$server" == herald ]]; then
+                run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" http_plain_rate \
+                    http-ingest "${HTTP_ARGS[@]}" --events "$((HTTP_RATE * 4))" --format plain --rate "$HTTP_RATE"
+            elif [[ -n "$NGINX_PID" ]]; then
+                run_one "$round" nginx "$HERALD_PORT" "$NGINX_PID" http_plain \
+                    http-ingest "${NGINX_ARGS[@]}" --events "$HTTP_EVENTS" --format plain
+                run_one "$round" nginx "$HERALD_PORT" "$NGINX_PID" http_plain_rate \
+                    http-ingest "${NGINX_ARGS[@]}" --events "$((HTTP_RATE * 4))" --format plain --rate "$HTTP_RATE"
+            fi
+        done
         run_one "$round" herald "$HERALD_PORT" "$HERALD_PID" webhook \
             webhook --http "http://$HOST:$HERALD_HTTP_PORT" --events "$WEBHOOK_EVENTS" --concurrency 16
     done
     stop_servers
+    if [[ -n "$NGINX_PID" ]]; then
+        kill "$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
+    fi
 fi
 
 # --- summary -------------------------------------------------------------------
@@ -586,21 +656,39 @@ if any(r["id"] == "es_append" for r in runs):
               f"- projection catch-up into memory: {proj.replace('msgs/s', 'events/s')} (target ≥ 200 k events/s)",
               f"- PostgreSQL: {next((r['result'].get('server_version', '') + ', ' + r['result'].get('durability', '') for r in runs if r['server'] == 'postgres' and not r['result'].get('error')), 'not run')}"]
 
+rate = env.get('HTTP_RATE', '25000')
 HTTP_ROWS = [
     ("plain body, not stored", "http_plain", "events_per_sec", "msgs/s"),
     ("CloudEvent (structured), not stored", "http_ce", "events_per_sec", "msgs/s"),
     ("CloudEvent, stored by a stream (answered after the PubAck)", "http_ce_stored", "events_per_sec", "msgs/s"),
     ("CloudEvents in batches of 100, stored", "http_batch_stored", "events_per_sec", "msgs/s"),
-    (f"CloudEvent at {env.get('HTTP_RATE', '25000')}/s: p50 latency", "http_ce_rate", "p50_us", "µs"),
-    (f"CloudEvent at {env.get('HTTP_RATE', '25000')}/s: p99 latency", "http_ce_rate", "p99_us", "µs"),
+    (f"CloudEvent at {rate}/s: p50 latency", "http_ce_rate", "p50_us", "µs"),
+    (f"CloudEvent at {rate}/s: p99 latency", "http_ce_rate", "p99_us", "µs"),
+    (f"plain body at {rate}/s: p50 latency", "http_plain_rate", "p50_us", "µs"),
+    (f"plain body at {rate}/s: p99 latency", "http_plain_rate", "p99_us", "µs"),
+    (f"plain body at {rate}/s: p99 from send to answer", "http_plain_rate", "service_p99_us", "µs"),
     ("webhook deliveries to a local receiver, concurrency 16", "webhook", "deliveries_per_sec", "msgs/s"),
 ]
+for r in runs:  # nested figures, flattened for cell()
+    for part in ("service", "late_send"):
+        if isinstance(r["result"].get(part), dict):
+            for key, value in r["result"][part].items():
+                r["result"][f"{part}_{key}"] = value
 if any(r["id"].startswith("http_") or r["id"] == "webhook" for r in runs):
-    lines += ["", f"## HTTP (Herald only; {env.get('HTTP_CONNS', '16')} keep-alive connections, one request in flight each)", "",
-              "| workload | herald |", "|---|---:|"]
+    lines += ["", f"## HTTP ({env.get('HTTP_CONNS', '16')} keep-alive connections, one request in flight each)", "",
+              "| workload | herald | nginx (`return 200`) |", "|---|---:|---:|"]
     for label, wid, metric, unit in HTTP_ROWS:
         _, text = cell("herald", wid, metric, unit)
-        lines.append(f"| {label} | {text.replace('msgs/s', 'events/s')} |")
+        _, ntext = cell("nginx", wid, metric, unit)
+        ntext = "–" if ntext == "not run" else ntext
+        lines.append(f"| {label} | {text.replace('msgs/s', 'events/s')} | {ntext.replace('msgs/s', 'events/s')} |")
+    stalls = [r["result"] for r in runs if r["id"] == "machine_stalls" and not r["result"].get("error")]
+    if stalls:
+        slow = ", ".join(f"{s['slow_window_pct']:.1f} %" for s in stalls)
+        longest = max(s["longest_episode_ms"] for s in stalls)
+        lines += ["", f"- machine stalls before each round (`herald bench machine-stalls`, 5 s): {slow} of 5 ms "
+                  f"windows below half speed; longest slow episode {longest} ms. An open-loop p99 cannot be "
+                  "better than what such episodes leave, whatever the server."]
 
 text = "\n".join(lines) + "\n"
 open(out_path, "w").write(text)

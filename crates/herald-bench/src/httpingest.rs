@@ -9,7 +9,12 @@
 //! loop: throughput). With `--rate` requests are sent on a fixed schedule
 //! and each latency is measured from the time the request *should* have
 //! been sent, so a stalled server is not hidden by the generator waiting
-//! for it (no coordinated omission).
+//! for it (no coordinated omission). That latency is also split in two:
+//! how late each request left (`late_send`: the generator or the machine
+//! fell behind the schedule, or the previous answer on the connection was
+//! slow) and the time from sending to the answer (`service`). Read both with
+//! `herald bench machine-stalls`: on a machine that periodically slows down
+//! as a whole, the schedule falls behind whatever the server does.
 //!
 //! `--format cloudevents` posts structured-mode CloudEvents with unique ids;
 //! `--capture` recreates the benchmark stream (over the NATS protocol,
@@ -104,8 +109,13 @@ pub struct HttpIngestReport {
     pub events: u64,
     pub elapsed_secs: f64,
     pub events_per_sec: f64,
+    /// From each request's scheduled time (or, without `--rate`, its send) to its answer.
     #[serde(flatten)]
     pub latency: Option<Latency>,
+    /// From the actual send to the answer.
+    pub service: Option<Latency>,
+    /// From the scheduled time to the actual send (only with `--rate`).
+    pub late_send: Option<Latency>,
     pub error: Option<String>,
 }
 
@@ -122,8 +132,15 @@ impl Report for HttpIngestReport {
         } else {
             String::new()
         };
+        let split = match (self.service, self.late_send) {
+            (Some(service), Some(late)) => format!(
+                " (send to answer p99 {:.0} µs; sends late p99 {:.0} µs)",
+                service.p99_us, late.p99_us
+            ),
+            _ => String::new(),
+        };
         format!(
-            "http-ingest {:?}{} {} B x{} conns{}: {} events/s{target}{latency}{}",
+            "http-ingest {:?}{} {} B x{} conns{}: {} events/s{target}{latency}{split}{}",
             self.format,
             if self.batch > 1 {
                 format!(" of {}", self.batch)
@@ -193,6 +210,8 @@ pub fn run(args: &HttpIngestArgs) -> anyhow::Result<HttpIngestReport> {
     start.wait();
     let mut began: Option<Instant> = None;
     let mut samples = Vec::with_capacity(args.events as usize);
+    let mut service = Vec::with_capacity(args.events as usize);
+    let mut late_send = Vec::with_capacity(args.events as usize);
     let mut error = None;
     let mut events = 0;
     let mut last_done: Option<Instant> = None;
@@ -201,6 +220,8 @@ pub fn run(args: &HttpIngestArgs) -> anyhow::Result<HttpIngestReport> {
             Ok(Ok(done)) => {
                 events += done.samples.len() as u64 * batch as u64;
                 samples.extend(done.samples);
+                service.extend(done.service);
+                late_send.extend(done.late_send);
                 began = Some(began.map_or(done.began, |b| b.min(done.began)));
                 last_done = Some(last_done.map_or(done.finished, |l| l.max(done.finished)));
             }
@@ -225,6 +246,12 @@ pub fn run(args: &HttpIngestArgs) -> anyhow::Result<HttpIngestReport> {
         elapsed_secs: elapsed.as_secs_f64(),
         events_per_sec: rate(events as f64, elapsed),
         latency: Latency::from_samples(&mut samples),
+        service: Latency::from_samples(&mut service),
+        late_send: if args.rate > 0.0 {
+            Latency::from_samples(&mut late_send)
+        } else {
+            None
+        },
         error,
     })
 }
@@ -257,7 +284,12 @@ struct Plan {
 }
 
 struct Done {
+    /// Scheduled time (or send) to answer.
     samples: Vec<Duration>,
+    /// Send to answer.
+    service: Vec<Duration>,
+    /// Scheduled time to send.
+    late_send: Vec<Duration>,
     /// When the measured part began and ended on this connection.
     began: Instant,
     finished: Instant,
@@ -285,6 +317,8 @@ impl Plan {
         measure.wait();
         let (mut stream, mut reader) = warmed_up?;
         let mut samples = Vec::with_capacity(self.events as usize);
+        let mut service = Vec::with_capacity(self.events as usize);
+        let mut late_send = Vec::with_capacity(self.events as usize);
         let began = Instant::now();
         for (i, request) in requests[self.warmup as usize..].iter().enumerate() {
             let intended = match self.interval {
@@ -298,12 +332,18 @@ impl Plan {
                 }
                 None => Instant::now(),
             };
+            let sent = Instant::now();
             stream.write_all(request)?;
             reader.read_ok(&mut stream)?;
-            samples.push(intended.elapsed());
+            let answered = Instant::now();
+            samples.push(answered - intended);
+            service.push(answered - sent);
+            late_send.push(sent.saturating_duration_since(intended));
         }
         Ok(Done {
             samples,
+            service,
+            late_send,
             began,
             finished: Instant::now(),
         })

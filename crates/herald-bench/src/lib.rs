@@ -44,6 +44,10 @@
 //! * `webhook` — webhook delivery throughput: a receiver on loopback, a
 //!   webhook to it, `--events` published over NATS, timed until every event
 //!   arrived.
+//! * `machine-stalls` — no server: counts plain CPU work per 5 ms window on
+//!   every core and reports how often the machine itself ran at under half
+//!   speed. Open-loop latency runs inherit those slow windows, so tail
+//!   latencies are read beside this figure.
 //!
 //! Each prints one human-readable line, or one JSON object with `--json`.
 //!
@@ -73,9 +77,12 @@ pub mod memory;
 pub mod pubsub;
 pub mod reqrep;
 pub mod scan;
+pub mod stalls;
 pub mod stats;
 pub mod webhook;
 mod workers;
+
+use std::io::Write as _;
 
 use serde::Serialize;
 
@@ -111,6 +118,8 @@ pub enum Workload {
     HttpIngest(httpingest::HttpIngestArgs),
     /// Webhook delivery throughput to a local receiver started by the benchmark.
     Webhook(webhook::WebhookArgs),
+    /// How steadily this machine runs plain CPU work (no server): slow periods every latency run inherits.
+    MachineStalls(stalls::StallsArgs),
 }
 
 /// Options every workload takes.
@@ -146,15 +155,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Workload::EsProject(args) => emit(args.common.json, &esherald::run_project(&args)?),
         Workload::HttpIngest(args) => emit(args.common.json, &httpingest::run(&args)?),
         Workload::Webhook(args) => emit(args.common.json, &webhook::run(&args)?),
+        Workload::MachineStalls(args) => emit(args.json, &stalls::run(&args)?),
     }
 }
 
 /// Prints `report` (as JSON if `json`) and turns its error, if any, into the result.
 fn emit<R: Report>(json: bool, report: &R) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(report)?);
+    let line = if json {
+        serde_json::to_string(report)?
     } else {
-        println!("{}", report.line());
+        report.line()
+    };
+    // A reader that went away (`| head`, a killed script) is not worth a panic.
+    match writeln!(std::io::stdout(), "{line}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     match report.error() {
         Some(err) => anyhow::bail!("{err}"),
