@@ -681,7 +681,8 @@ if any(r["id"].startswith("http_") or r["id"] == "webhook" for r in runs):
         _, text = cell("herald", wid, metric, unit)
         _, ntext = cell("nginx", wid, metric, unit)
         ntext = "–" if ntext == "not run" else ntext
-        lines.append(f"| {label} | {text.replace('msgs/s', 'events/s')} | {ntext.replace('msgs/s', 'events/s')} |")
+        unit = lambda t: t.replace(" kmsgs/s", " k events/s").replace(" Mmsgs/s", " M events/s")
+        lines.append(f"| {label} | {unit(text)} | {unit(ntext)} |")
     stalls = [r["result"] for r in runs if r["id"] == "machine_stalls" and not r["result"].get("error")]
     if stalls:
         slow = ", ".join(f"{s['slow_window_pct']:.1f} %" for s in stalls)
