@@ -208,6 +208,21 @@ impl Store for MemoryStore {
         if filter.is_all() {
             return self.msgs.range(from_seq..).count() as u64;
         }
+        let literal = filter
+            .patterns()
+            .iter()
+            .all(|p| p.split('.').all(|t| t != "*" && t != ">"));
+        if literal {
+            // Exact subjects: looked up, not matched against every subject.
+            let mut subjects: Vec<&String> = filter.patterns().iter().collect();
+            subjects.sort();
+            subjects.dedup();
+            return subjects
+                .into_iter()
+                .filter_map(|subject| self.by_subject.get(subject.as_str()))
+                .map(|seqs| seqs.range(from_seq..).count() as u64)
+                .sum();
+        }
         self.by_subject
             .iter()
             .filter(|(subject, _)| filter.matches(subject))

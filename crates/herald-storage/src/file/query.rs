@@ -100,26 +100,44 @@ impl FileStore {
             return self.count_range(from, u64::MAX, None);
         }
         let mut matched = vec![false; self.subjects.id_bound()];
-        let (mut total, mut all_after, mut none_after) = (0, true, true);
-        for (id, e) in self.subjects.iter() {
-            if filter.matches(&e.name) {
-                matched[id as usize] = true;
-                total += e.count;
-                all_after &= e.first >= from;
-                none_after &= e.last < from;
+        let (mut total, mut lo, mut hi) = (0, u64::MAX, 0);
+        let mut mark = |id: u32, e: &super::subjects::SubjectEntry| {
+            matched[id as usize] = true;
+            total += e.count;
+            lo = lo.min(e.first);
+            hi = hi.max(e.last);
+        };
+        match literal_patterns(filter) {
+            // A consumer of one aggregate or one exact subject: look its
+            // subjects up instead of matching every subject of the stream
+            // (this count is taken on every consumer pump).
+            Some(patterns) => {
+                for id in patterns.iter().filter_map(|p| self.subjects.id(p)) {
+                    if let Some(e) = self.subjects.get(id).filter(|e| filter.matches(&e.name)) {
+                        mark(id, e);
+                    }
+                }
+            }
+            None => {
+                for (id, e) in self.subjects.iter() {
+                    if filter.matches(&e.name) {
+                        mark(id, e);
+                    }
+                }
             }
         }
-        if none_after {
+        if total == 0 || hi < from {
             return 0;
         }
-        if all_after {
+        if lo >= from {
             return total;
         }
-        // Count whichever side of `from` has fewer sequences.
-        if self.last_seq - from < from - first {
-            self.count_range(from, u64::MAX, Some(&matched))
+        // Every match lies in [lo, hi]: count whichever side of `from`
+        // within it has fewer sequences.
+        if hi - from < from - lo {
+            self.count_range(from, hi + 1, Some(&matched))
         } else {
-            total - self.count_range(first, from, Some(&matched))
+            total - self.count_range(lo, from, Some(&matched))
         }
     }
 
