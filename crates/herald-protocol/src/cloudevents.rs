@@ -298,8 +298,9 @@ impl CloudEvent {
     }
 
     /// Appends the encoded NATS header block of [`CloudEvent::to_headers`]
-    /// to `out`, plus `Nats-Msg-Id: <id>` when `msg_id` (the dedup id of a
-    /// capturing stream). Values were validated free of line breaks.
+    /// to `out`, plus `Nats-Msg-Id` ([`CloudEvent::dedup_id`]) when `msg_id`
+    /// (the dedup id of a capturing stream). Values were validated free of
+    /// line breaks.
     pub fn write_headers(&self, msg_id: bool, out: &mut Vec<u8>) {
         out.extend_from_slice(b"NATS/1.0\r\n");
         for (name, value) in &self.attributes {
@@ -314,12 +315,23 @@ impl CloudEvent {
             out.extend_from_slice(content_type.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        if let Some(id) = self.attribute("id").filter(|_| msg_id) {
+        if let Some(id) = self.dedup_id().filter(|_| msg_id) {
             out.extend_from_slice(b"Nats-Msg-Id: ");
             out.extend_from_slice(id.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
+    }
+
+    /// What identifies this event among retries: CloudEvents makes `source`
+    /// and `id` unique together (two producers may both number their events
+    /// from 1), so both are in it: `ce:<length of source>:<source>:<id>`.
+    /// The length keeps it unambiguous whatever the two contain. `None`
+    /// without an `id`.
+    pub fn dedup_id(&self) -> Option<String> {
+        let id = self.attribute("id")?;
+        let source = self.attribute("source").unwrap_or("");
+        Some(format!("ce:{}:{source}:{id}", source.len()))
     }
 
     /// The event a NATS message carries. Attributes come from its `ce-*`
@@ -623,6 +635,23 @@ mod tests {
             r#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":1,"data_base64":"AA=="}"#,
         );
         assert!(matches!(both, Err(CloudEventError::Data(_))));
+    }
+
+    #[test]
+    fn dedup_ids_scope_the_id_by_its_source_unambiguously() {
+        let event = |source: &str, id: &str| {
+            let json = format!(r#"{{"specversion":"1.0","id":"{id}","source":"{source}","type":"t"}}"#);
+            structured(&json).unwrap()
+        };
+        assert_eq!(event("/shop", "1").dedup_id().as_deref(), Some("ce:5:/shop:1"));
+        assert_ne!(event("/a", "1").dedup_id(), event("/b", "1").dedup_id());
+        // Separators inside either part cannot make two events collide.
+        assert_ne!(event("a:b", "c").dedup_id(), event("a", "b:c").dedup_id());
+        let mut block = Vec::new();
+        event("/shop", "1").write_headers(true, &mut block);
+        assert!(String::from_utf8(block)
+            .unwrap()
+            .contains("Nats-Msg-Id: ce:5:/shop:1\r\n"));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Inside, each connection is one task ([`connection`]) that parses what its
+//! Inside, each connection is one task (`connection.rs`) that parses what its
 //! client sends and appends deliveries straight into subscribers' bounded
 //! outbound buffers ([`outbound`]), flushing them once per read buffer.
 

@@ -7,10 +7,11 @@
 //! - anything else: a plain message, the body as payload.
 //!
 //! A CloudEvent becomes a message whose `ce-*` headers are its attributes,
-//! `content-type` its data content type and `Nats-Msg-Id` its `id`, so a
-//! capturing stream drops a retried event within its duplicate window. The
-//! answer comes once the message is routed to every subscriber, or, when a
-//! stream captures the subject, once the stream stored it (the PubAck).
+//! `content-type` its data content type and `Nats-Msg-Id` its `source` and
+//! `id` ([`CloudEvent::dedup_id`]), so a capturing stream drops a retried
+//! event within its duplicate window. The answer comes once the message is
+//! routed to every subscriber, or, when a stream captures the subject, once
+//! the stream stored it (the PubAck).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;

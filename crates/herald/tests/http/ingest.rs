@@ -50,7 +50,8 @@ async fn binary_mode_reaches_a_nats_subscriber_with_its_attributes_as_headers() 
     assert_eq!(header(&msg, "ce-type"), Some("order.created"));
     assert_eq!(header(&msg, "ce-tenant"), Some("acme"));
     assert_eq!(header(&msg, "content-type"), Some("application/json"));
-    assert_eq!(header(&msg, "Nats-Msg-Id"), Some("b-1"));
+    // The stream's dedup id: source and id, as CloudEvents scopes ids.
+    assert_eq!(header(&msg, "Nats-Msg-Id"), Some("ce:5:/shop:b-1"));
 }
 
 #[tokio::test]
@@ -105,6 +106,27 @@ async fn a_retried_event_id_is_stored_once() {
     assert_eq!(second["duplicate"], true, "{second}");
     assert_eq!(second["seq"], first["seq"]);
     assert_eq!(env.stored_messages("ORDERS").await, 1);
+}
+
+#[tokio::test]
+async fn events_of_two_sources_with_the_same_id_are_both_stored() {
+    let env = Env::start().await;
+    env.stream("ORDERS", &["orders.>"]).await;
+    let mut seqs = Vec::new();
+    for source in ["/shop/eu", "/shop/us"] {
+        let event = json!({
+            "specversion": "1.0", "id": "1", "source": source, "type": "order.created", "data": source,
+        })
+        .to_string();
+        let (status, body) = env
+            .post("/v1/events/orders.x", "application/cloudevents+json", &[], event)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["duplicate"], Value::Null, "{source}: {body}");
+        seqs.push(body["seq"].clone());
+    }
+    assert_eq!(seqs, [json!(1), json!(2)]);
+    assert_eq!(env.stored_messages("ORDERS").await, 2);
 }
 
 #[tokio::test]
