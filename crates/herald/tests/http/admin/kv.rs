@@ -141,12 +141,15 @@ async fn kv_buckets_and_keys_with_compare_and_set_interoperate_with_nats_clients
         "create over a delete marker"
     );
 
-    // The key named `keys` is written and deleted like any other.
+    // The key named `keys` is written and deleted like any other, and read
+    // with its name percent-encoded (`GET .../keys` lists the keys).
     assert_eq!(put_value(&env, "/v1/kv/config/keys", &[], b"k").await.0, 200);
     assert_eq!(
         within("kv get", store.get("keys")).await.unwrap().as_deref(),
         Some(&b"k"[..])
     );
+    let (status, value, _) = get_value(&env, "/v1/kv/config/%6Beys").await;
+    assert_eq!((status, value.as_slice()), (200, &b"k"[..]));
     assert_eq!(delete(&env, "/v1/kv/config/keys").await.0, 204);
 
     let (status, list) = get(&env, "/v1/kv").await;
