@@ -81,7 +81,8 @@ pub struct Config {
     pub max_payload: usize,
     /// Longest accepted control line in bytes.
     pub max_control_line: usize,
-    /// Most simultaneous client connections.
+    /// Most simultaneous NATS client connections; HTTP connections have the
+    /// same bound of their own.
     pub max_connections: usize,
     /// Most subscriptions per connection; 0 means no limit.
     pub max_subscriptions: usize,

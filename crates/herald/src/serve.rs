@@ -38,7 +38,7 @@ pub struct ServeArgs {
     /// Longest control line in bytes [default: 4096].
     #[arg(long)]
     max_control_line: Option<usize>,
-    /// Most simultaneous client connections [default: 65536].
+    /// Most simultaneous NATS client connections, and apart from them HTTP connections [default: 65536].
     #[arg(long)]
     max_connections: Option<usize>,
     /// Most subscriptions per connection, 0 for no limit [default: 0].

@@ -14,6 +14,8 @@
 //!   arrive whole within it, counted from when the connection starts
 //!   waiting for it, so it is also the idle timeout of keep-alive
 //!   connections and the limit on clients that trickle headers in.
+//! - A bound: at most `max_connections` HTTP connections (counted apart
+//!   from NATS connections); one more is closed as soon as it is accepted.
 //! - Graceful shutdown: when the server stops, idle connections close and
 //!   requests in progress finish (push streams end on their own then).
 
@@ -33,6 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, Instant, Sleep};
 
+use super::stopped;
 use crate::ServerState;
 
 /// Pause after an accept error that is not one connection's (out of file
@@ -65,8 +68,15 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            _ = stopping(&mut shutdown) => break,
+            _ = stopped(&mut shutdown) => break,
         };
+        if state.http_stats.connections.load(Relaxed) >= state.config.max_connections as u64 {
+            // Closed unanswered: reading a request to refuse it would be
+            // the work the bound is there to spare.
+            state.http_stats.connections_refused.fetch_add(1, Relaxed);
+            tracing::debug!("HTTP connection refused: max_connections reached");
+            continue;
+        }
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
         }
@@ -78,7 +88,7 @@ pub(crate) async fn serve(
             let mut connection = std::pin::pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,
-                _ = stopping(&mut shutdown) => {
+                _ = stopped(&mut shutdown) => {
                     // Closes the connection once its current request is answered.
                     connection.as_mut().graceful_shutdown();
                     connection.await
@@ -92,11 +102,6 @@ pub(crate) async fn serve(
     }
     drop(open);
     let _ = all_closed.recv().await;
-}
-
-/// Completes once the server stops (or its stop signal is gone).
-async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Errors of one connection that `accept` reports; the listener is fine.

@@ -77,6 +77,12 @@ pub(crate) async fn serve(
     connections::serve(listener, app, state, shutdown).await;
 }
 
+/// Completes once the server shuts down (or its stop signal is gone, which
+/// means the same).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|&stop| stop).await;
+}
+
 async fn not_found(uri: axum::http::Uri) -> problem::Problem {
     problem::Problem::not_found(format!("no such path: {}", uri.path()))
 }

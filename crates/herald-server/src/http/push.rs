@@ -102,12 +102,6 @@ impl Push {
     }
 }
 
-/// Completes once the server shuts down.
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    // An error means the server is gone: stop as well.
-    let _ = shutdown.wait_for(|&stop| stop).await;
-}
-
 /// Completes once the live backlog of `source` overflowed (never for
 /// consumers): raced against blocked writes so that a stuck client is cut
 /// off as soon as it lost messages.

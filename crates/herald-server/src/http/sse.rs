@@ -31,8 +31,9 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::problem::Problem;
-use super::push::{overflow, slow_problem, stopped, Push, PUSH_KEEP_ALIVE_MS, PUSH_WRITE_TIMEOUT_MS};
+use super::push::{overflow, slow_problem, Push, PUSH_KEEP_ALIVE_MS, PUSH_WRITE_TIMEOUT_MS};
 use super::push_source::{Delivery, End, Returned};
+use super::stopped;
 use crate::local::Local;
 
 /// Frames queued between the pump and the response body.

@@ -66,6 +66,8 @@ pub(crate) struct HttpStats {
     pub connections: AtomicU64,
     /// Connections closed because the client accepted no data within the write deadline.
     pub write_timeouts: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub connections_refused: AtomicU64,
 }
 
 impl HttpStats {
@@ -109,6 +111,12 @@ impl HttpStats {
             "gauge",
             "Open HTTP connections.",
             self.connections.load(Relaxed),
+        );
+        metric(
+            "herald_http_connections_refused_total",
+            "counter",
+            "HTTP connections closed at once because max_connections were open.",
+            self.connections_refused.load(Relaxed),
         );
         metric(
             "herald_http_write_timeouts_total",

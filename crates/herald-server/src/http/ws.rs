@@ -22,8 +22,9 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::problem::Problem;
-use super::push::{overflow, stopped, Push, PUSH_KEEP_ALIVE_MS, PUSH_WRITE_TIMEOUT_MS};
+use super::push::{overflow, Push, PUSH_KEEP_ALIVE_MS, PUSH_WRITE_TIMEOUT_MS};
 use super::push_source::{Delivery, End};
+use super::stopped;
 
 /// Largest frame or message a client may send (control frames are tiny).
 const WS_INCOMING_BYTES_MAX: usize = 64 * 1024;

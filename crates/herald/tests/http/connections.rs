@@ -87,3 +87,49 @@ async fn a_client_that_trickles_its_request_head_is_disconnected() {
     let text = String::from_utf8_lossy(&rest);
     assert!(!text.contains("200 OK"), "{text}");
 }
+
+#[tokio::test]
+async fn connections_beyond_max_connections_are_closed_at_once() {
+    let env = Env::start_with(&["--max-connections", "3"]).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect(&env).await;
+        stream.write_all(HEALTHZ).await.unwrap();
+        assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
+        open.push(stream);
+    }
+    let mut refused = connect(&env).await;
+    let _ = refused.write_all(HEALTHZ).await;
+    let mut rest = Vec::new();
+    let _ = within("the extra connection is closed", refused.read_to_end(&mut rest)).await;
+    assert!(
+        rest.is_empty(),
+        "it was answered: {}",
+        String::from_utf8_lossy(&rest)
+    );
+
+    // Room again once one closes.
+    drop(open.pop());
+    let answer = within("a connection is served again", async {
+        loop {
+            let mut stream = connect(&env).await;
+            let _ = stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: herald\r\nConnection: close\r\n\r\n")
+                .await;
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            if !answer.is_empty() {
+                return String::from_utf8_lossy(&answer).into_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.lines().any(|line| line
+            .strip_prefix("herald_http_connections_refused_total ")
+            .is_some_and(|n| n.parse::<u64>().unwrap() >= 1)),
+        "{answer}"
+    );
+}
