@@ -91,6 +91,21 @@ pub trait Store: Send {
     /// `filter`.
     fn count_matching(&self, from_seq: u64, filter: &SubjectFilter) -> u64;
 
+    /// Number of stored messages with sequence in `[from_seq, to_seq)`
+    /// matching `filter`, in time proportional to that range (not to the
+    /// number of subjects): for keeping a count up to date as a stream grows.
+    fn count_matching_range(&mut self, from_seq: u64, to_seq: u64, filter: &SubjectFilter) -> u64 {
+        if from_seq >= to_seq {
+            return 0;
+        }
+        self.count_matching(from_seq, filter) - self.count_matching(to_seq, filter)
+    }
+
+    /// Messages removed since the store was opened, by any means (delete,
+    /// purge, limits, expiry). A count derived from the store stays true
+    /// while this does not change and only appends happen.
+    fn removals(&self) -> u64;
+
     /// Calls `visit(seq, time_ns, headers)` for every stored message with
     /// sequence `>= from_seq` that has headers, in order. Meant for scans
     /// of many messages (rebuilding a deduplication window at start), so

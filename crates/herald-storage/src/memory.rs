@@ -19,6 +19,8 @@ pub struct MemoryStore {
     bytes: u64,
     last_seq: u64,
     last_time_ns: i64,
+    /// Messages removed since creation ([`Store::removals`]).
+    removals: u64,
 }
 
 impl MemoryStore {
@@ -35,6 +37,7 @@ impl MemoryStore {
             return false;
         };
         self.bytes -= msg.stored_size();
+        self.removals += 1;
         if let Some(seqs) = self.by_subject.get_mut(&msg.subject) {
             seqs.remove(&seq);
             if seqs.is_empty() {
@@ -228,6 +231,20 @@ impl Store for MemoryStore {
             .filter(|(subject, _)| filter.matches(subject))
             .map(|(_, seqs)| seqs.range(from_seq..).count() as u64)
             .sum()
+    }
+
+    fn count_matching_range(&mut self, from_seq: u64, to_seq: u64, filter: &SubjectFilter) -> u64 {
+        if from_seq >= to_seq {
+            return 0;
+        }
+        self.msgs
+            .range(from_seq..to_seq)
+            .filter(|(_, msg)| filter.matches(&msg.subject))
+            .count() as u64
+    }
+
+    fn removals(&self) -> u64 {
+        self.removals
     }
 
     fn subject_counts(&self, filter: &SubjectFilter) -> Vec<(String, u64)> {

@@ -7,6 +7,7 @@
 //! messages to send; the consumer's task ([`super::consumer_task`]) calls it
 //! whenever it is woken (new messages, a pull request, an ack, a deadline).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -78,6 +79,22 @@ pub(crate) struct ConsumerInner {
     pub flow_control_waiting: Option<String>,
     /// The last pump stopped at [`PUMP_DELIVERIES_MAX`] with messages left.
     pub more_ready: bool,
+    /// The last count of undelivered matching messages, corrected on the
+    /// next count instead of taken again; cleared when the filter changes.
+    pub pending_count: Cell<Option<PendingCount>>,
+}
+
+/// A count of the stream's messages in `[from, through]` that match the
+/// consumer's filter, valid while the store has removed nothing since
+/// (`removals`): later counts add what was appended and subtract what the
+/// consumer moved past, in time proportional to those ranges. A count from
+/// scratch passes over every subject of the stream for a wildcard filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PendingCount {
+    count: u64,
+    from: u64,
+    through: u64,
+    removals: u64,
 }
 
 /// Bytes a flow-controlled push consumer delivers between flow control
@@ -160,7 +177,7 @@ impl ConsumerInner {
                 let mut stream = shared.stream.inner.lock();
                 if undelivered.is_none() {
                     // Counted once per pump, then kept up to date.
-                    undelivered = Some(self.undelivered(&stream));
+                    undelivered = Some(self.undelivered(&mut stream));
                 }
                 match next {
                     Next::Redeliver { stream_seq } => match stream.store.get(stream_seq) {
@@ -332,13 +349,13 @@ impl ConsumerInner {
 
     /// Messages not yet delivered that match the filter (for info).
     pub fn num_pending(&self, shared: &ConsumerShared) -> u64 {
-        self.undelivered(&shared.stream.inner.lock())
+        self.undelivered(&mut shared.stream.inner.lock())
     }
 
     /// Messages not yet delivered that match the filter, with the stream
     /// locked: for `last_per_subject`, only the last message of each subject
     /// counts up to the boundary.
-    fn undelivered(&self, stream: &super::stream::StreamInner) -> u64 {
+    fn undelivered(&self, stream: &mut super::stream::StreamInner) -> u64 {
         let from = self.machine.next_stream_seq();
         let all = herald_storage::SubjectFilter::all();
         // A filter that takes in every subject of the stream counts like no
@@ -351,7 +368,10 @@ impl ConsumerInner {
         };
         let until = self.last_per_subject_until;
         if until < from {
-            return stream.store.count_matching(from, filter);
+            if filter.is_all() {
+                return stream.store.count_matching(from, filter);
+            }
+            return self.count_kept_up(stream, from);
         }
         let lasts = stream
             .store
@@ -361,6 +381,42 @@ impl ConsumerInner {
             .filter(|&seq| seq >= from && seq <= until)
             .count() as u64;
         lasts + stream.store.count_matching(until + 1, filter)
+    }
+
+    /// [`Self::undelivered`] for a filter narrower than the stream: the last
+    /// count corrected, or a count from scratch when the store removed
+    /// messages since or the consumer moved back.
+    fn count_kept_up(&self, stream: &mut super::stream::StreamInner, from: u64) -> u64 {
+        let filter = &self.settings.filter;
+        let last = stream.store.state().last_seq;
+        let removals = stream.store.removals();
+        let count = match self.pending_count.get() {
+            Some(kept) if kept.removals == removals && kept.from <= from && kept.through <= last => {
+                // Moved past: [kept.from, from) within what was counted.
+                let passed = stream
+                    .store
+                    .count_matching_range(kept.from, from.min(kept.through + 1), filter);
+                // Appended: (kept.through, last] from `from` on.
+                let appended =
+                    stream
+                        .store
+                        .count_matching_range(from.max(kept.through + 1), last + 1, filter);
+                kept.count - passed + appended
+            }
+            _ => stream.store.count_matching(from, filter),
+        };
+        debug_assert_eq!(
+            count,
+            stream.store.count_matching(from, filter),
+            "pending count kept up to date diverged from a recount"
+        );
+        self.pending_count.set(Some(PendingCount {
+            count,
+            from,
+            through: last,
+            removals,
+        }));
+        count
     }
 
     /// Whether the consumer's filter selects every subject the stream

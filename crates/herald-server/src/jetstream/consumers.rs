@@ -231,6 +231,8 @@ impl JetStream {
             inner.config = config.clone();
             let filter = settings.filter.clone();
             inner.settings = settings;
+            // Counted for the old filter.
+            inner.pending_count.set(None);
             inner.machine.set_policy(policy);
             drop(inner);
             // Interest retention reads the filters the stream keeps.
@@ -338,6 +340,7 @@ impl JetStream {
                 flow_control_bytes: 0,
                 flow_control_waiting: None,
                 more_ready: false,
+                pending_count: std::cell::Cell::new(None),
             }),
             deleted: AtomicBool::new(false),
         });

@@ -97,6 +97,8 @@ pub struct FileStore {
     /// Files were created, renamed or removed since the last `sync`.
     dir_unsynced: bool,
     match_cache: MatchCache,
+    /// Messages removed since open ([`Store::removals`]).
+    removals: u64,
     open_sealed: usize,
     /// The last block read from disk, so that sequential reads (consumers
     /// replaying a stream) cost one `pread` per block, not per message.
@@ -458,6 +460,14 @@ impl Store for FileStore {
 
     fn count_matching(&self, from_seq: u64, filter: &SubjectFilter) -> u64 {
         self.count(from_seq, filter)
+    }
+
+    fn count_matching_range(&mut self, from_seq: u64, to_seq: u64, filter: &SubjectFilter) -> u64 {
+        self.count_in(from_seq, to_seq, filter)
+    }
+
+    fn removals(&self) -> u64 {
+        self.removals
     }
 
     fn scan_headers(

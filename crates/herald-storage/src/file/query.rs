@@ -141,6 +141,37 @@ impl FileStore {
         }
     }
 
+    /// Stored messages in `[from, to)` matching `filter`, deciding each
+    /// subject id once through the match cache.
+    pub(super) fn count_in(&mut self, from: u64, to: u64, filter: &SubjectFilter) -> u64 {
+        let from = from.max(self.first_seq());
+        let to = to.min(self.last_seq.saturating_add(1));
+        if from >= to {
+            return 0;
+        }
+        if filter.is_all() {
+            return self.count_range(from, to, None);
+        }
+        self.match_cache.prepare(filter, &self.subjects);
+        let (mut si, mut ix) = self.scan_start(from);
+        let mut n = 0;
+        while si < self.segs.len() && self.segs[si].base < to {
+            let seg = &self.segs[si];
+            if seg.live > 0 {
+                let end = (to - seg.base).min(seg.slots.len() as u64) as usize;
+                for j in ix.max(seg.first_live)..end {
+                    let id = seg.slots[j].subject;
+                    if id != NO_SUBJECT && self.match_cache.matches(&self.subjects, id) {
+                        n += 1;
+                    }
+                }
+            }
+            si += 1;
+            ix = 0;
+        }
+        n
+    }
+
     /// Stored messages in `[from, to)` whose subject id is marked in
     /// `matched` (all of them for `None`).
     fn count_range(&self, from: u64, to: u64, matched: Option<&[bool]>) -> u64 {

@@ -462,6 +462,7 @@ pub(super) fn open(dir: &Path, config: StoreConfig) -> Result<(FileStore, Recove
         touched: Vec::new(),
         dir_unsynced: false,
         match_cache: Default::default(),
+        removals: 0,
         open_sealed: 0,
         read_cache: None,
         batch_part: false,

@@ -79,6 +79,7 @@ impl FileStore {
     /// Updates the subject table for the removal of `seq` (already marked
     /// dead in its slot).
     fn subject_removed(&mut self, id: u32, seq: u64) {
+        self.removals += 1;
         let Some(e) = self.subjects.get_mut(id) else {
             debug_assert!(false, "stored message with an unknown subject id");
             return;
@@ -441,6 +442,7 @@ impl FileStore {
     /// starts with a floor record and is synced before the old files are
     /// removed, so the last sequence survives a crash at any point.
     pub(super) fn reset(&mut self) -> Result<(), StoreError> {
+        self.removals += self.msgs;
         self.msgs = 0;
         self.bytes = 0;
         self.subjects.clear();

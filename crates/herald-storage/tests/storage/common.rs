@@ -16,6 +16,8 @@ pub struct TestFileStore {
     pub config: StoreConfig,
     pub reopen_each_change: bool,
     pub reopens: u64,
+    /// Removals counted by the stores closed so far (each open counts anew).
+    removals_before: u64,
 }
 
 impl TestFileStore {
@@ -29,6 +31,7 @@ impl TestFileStore {
             config,
             reopen_each_change: false,
             reopens: 0,
+            removals_before: 0,
         }
     }
 
@@ -50,6 +53,7 @@ impl TestFileStore {
     /// Writes out, drops and reopens the store; returns the recovery report.
     pub fn reopen(&mut self) -> Recovery {
         let mut store = self.store.take().expect("store is open");
+        self.removals_before += store.removals();
         store.write_out().expect("write out");
         drop(store);
         let (store, rec) = FileStore::open(self.dir.path(), self.config.clone()).expect("reopen");
@@ -123,6 +127,12 @@ impl Store for TestFileStore {
             .as_ref()
             .expect("open")
             .count_matching(from_seq, filter)
+    }
+    fn count_matching_range(&mut self, from_seq: u64, to_seq: u64, filter: &SubjectFilter) -> u64 {
+        self.inner().count_matching_range(from_seq, to_seq, filter)
+    }
+    fn removals(&self) -> u64 {
+        self.removals_before + self.store.as_ref().expect("open").removals()
     }
     fn subject_counts(&self, filter: &SubjectFilter) -> Vec<(String, u64)> {
         self.store.as_ref().expect("open").subject_counts(filter)

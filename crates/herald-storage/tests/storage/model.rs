@@ -104,6 +104,8 @@ fn run(initial: StoreConfig, ops: Vec<Op>, check_every: usize) {
     let mut file = TestFileStore::new(initial.clone());
     let mut memory = MemoryStore::new(initial);
     let mut now = 0i64;
+    // Removals so far, to compare what each step removed.
+    let mut removals = (file.removals(), memory.removals());
     for (step, op) in ops.into_iter().enumerate() {
         let op_kind = if matches!(op, Op::Reopen) { "reopen" } else { "" };
         match op {
@@ -168,6 +170,13 @@ fn run(initial: StoreConfig, ops: Vec<Op>, check_every: usize) {
                     "next_matching({from}, {f:?})"
                 );
                 assert_eq!(file.count_matching(from, &f), memory.count_matching(from, &f));
+                for to in [from, from + 1, from + 7, memory.state().last_seq + 1, u64::MAX] {
+                    assert_eq!(
+                        file.count_matching_range(from, to, &f),
+                        memory.count_matching_range(from, to, &f),
+                        "count_matching_range({from}, {to}, {f:?})"
+                    );
+                }
                 assert_eq!(file.last_matching(&f).unwrap(), memory.last_matching(&f).unwrap());
                 assert_eq!(file.seq_at_time(time).unwrap(), memory.seq_at_time(time).unwrap());
                 for s in SUBJECTS {
@@ -175,6 +184,13 @@ fn run(initial: StoreConfig, ops: Vec<Op>, check_every: usize) {
                 }
             }
         }
+        let now_removals = (file.removals(), memory.removals());
+        assert_eq!(
+            now_removals.0 - removals.0,
+            now_removals.1 - removals.1,
+            "messages removed by step {step}"
+        );
+        removals = now_removals;
         if step % check_every == 0 || matches!(op_kind, "reopen") {
             check_same(&mut file, &mut memory, step);
         } else {

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 
 use crate::util::{within, Env};
 
-const IDLE_TIMEOUT_MS: u64 = 500;
+const IDLE_TIMEOUT_MS: u64 = 1_000;
 const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\n";
 
 async fn connect(env: &Env) -> TcpStream {
@@ -44,11 +44,14 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let env = Env::start_with(&["--http-idle-timeout-ms", &IDLE_TIMEOUT_MS.to_string()]).await;
     let mut stream = connect(&env).await;
     // Requests closer together than the timeout keep the connection open.
-    for _ in 0..4 {
+    for i in 0..4 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(IDLE_TIMEOUT_MS / 5)).await;
+        }
         stream.write_all(HEALTHZ).await.unwrap();
         assert!(read_answer(&mut stream).await.starts_with("HTTP/1.1 200"));
-        tokio::time::sleep(Duration::from_millis(IDLE_TIMEOUT_MS / 2)).await;
     }
+    // Idle from the last answer on.
     let idle_since = Instant::now();
     let rest = read_until_closed(&mut stream).await;
     assert!(rest.is_empty(), "nothing more was sent: {rest:?}");
