@@ -401,7 +401,9 @@ impl ConsumerInner {
                     stream
                         .store
                         .count_matching_range(from.max(kept.through + 1), last + 1, filter);
-                kept.count - passed + appended
+                // `passed` is part of `kept.count` (checked below in debug
+                // builds); saturating so a broken count stays a count.
+                kept.count.saturating_sub(passed) + appended
             }
             _ => stream.store.count_matching(from, filter),
         };
