@@ -422,7 +422,7 @@ async fn api<T: serde::de::DeserializeOwned>(local: &Local, api: &str, body: &[u
         .await
         .map_err(Problem::from)?;
     if let Ok(error) = serde_json::from_slice::<ErrorResponse>(&reply) {
-        return Err(Problem::from_api(&error.error));
+        return Err(super::admin::api_problem(&error.error));
     }
     serde_json::from_slice(&reply).map_err(|e| {
         Problem::new(

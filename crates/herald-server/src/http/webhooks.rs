@@ -70,7 +70,7 @@ fn problem(error: WebhookError) -> Problem {
         WebhookError::Setup(SetupError::Conflict(detail)) => {
             Problem::new(StatusCode::CONFLICT, "conflict", detail)
         }
-        WebhookError::Setup(SetupError::Api(e)) => Problem::from_api(&e),
+        WebhookError::Setup(SetupError::Api(e)) => super::admin::api_problem(&e),
         WebhookError::Setup(SetupError::Local(e)) => e.into(),
         WebhookError::Setup(e @ SetupError::Reply { .. }) => {
             Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())

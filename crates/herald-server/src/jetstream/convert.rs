@@ -118,7 +118,7 @@ const API_SPACES: [&str; 3] = ["$JS.>", "$JSC.>", "$NRG.>"];
 /// Why a stream may not capture `subject` unless it is `no_ack`, if it may
 /// not. The rules and messages are nats-server's, so a configuration one
 /// server refuses the other refuses too.
-fn acking_capture_refusal(subject: &str, no_ack: bool) -> Option<&'static str> {
+pub(crate) fn acking_capture_refusal(subject: &str, no_ack: bool) -> Option<&'static str> {
     if no_ack {
         return None;
     }

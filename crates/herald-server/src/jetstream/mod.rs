@@ -35,6 +35,7 @@ use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 
 pub(crate) use consumer::ConsumerShared;
+pub(crate) use convert::acking_capture_refusal;
 pub(crate) use settings::SyncPolicy;
 pub(crate) use stream::Stream;
 

@@ -374,8 +374,10 @@ impl Commit for Stream {
 pub(crate) struct Capture(pub Arc<Stream>);
 
 impl InternalHandler for Capture {
+    /// A `no_ack` stream stores without answering: a publisher waiting for
+    /// its PubAck would wait for nothing.
     fn captures(&self) -> bool {
-        true
+        !self.0.no_ack.load(Ordering::Relaxed)
     }
 
     fn on_message(&self, msg: &InMsg<'_>, effects: &mut Effects) {

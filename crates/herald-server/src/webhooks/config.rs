@@ -163,8 +163,18 @@ impl CreateRequest {
         let url = string(map, "url")?.ok_or("`url` is required")?;
         check_url(&url)?;
         let stream = string(map, "stream")?;
-        if let Some(stream) = &stream {
-            check_stream_name(stream)?;
+        match &stream {
+            Some(stream) => check_stream_name(stream)?,
+            // The webhook's own stream acks what it captures, which a stream
+            // may not do where it would also capture the server's API.
+            None => {
+                if let Some(why) = crate::jetstream::acking_capture_refusal(&subject, false) {
+                    return Err(format!(
+                        "`subject` {subject:?} would also match the server's API subjects ({why}): \
+                         give a narrower subject, or a `stream` of yours that captures it"
+                    ));
+                }
+            }
         }
         let secret = match string(map, "secret")? {
             Some(text) => Secret::parse(&text).map_err(|e| format!("`secret` {e}"))?,
@@ -400,6 +410,17 @@ mod tests {
     }
 
     #[test]
+    fn a_subject_reaching_the_api_needs_a_stream_of_the_users() {
+        let broad = json!({"subject": "*.created", "url": "https://example.test/x"});
+        assert!(parse(broad.clone())
+            .unwrap_err()
+            .contains("the server's API subjects"));
+        let mut with_stream = broad;
+        with_stream["stream"] = json!("EVENTS");
+        assert_eq!(parse(with_stream).unwrap().stream.as_deref(), Some("EVENTS"));
+    }
+
+    #[test]
     fn every_field_is_read() {
         let secret = format!("whsec_{}", "A".repeat(32));
         let r = parse(json!({
@@ -443,6 +464,8 @@ mod tests {
             (with("name", json!(7)), "`name` must be a string"),
             (with("subject", json!("a..b")), "`subject`"),
             (with("subject", json!("$JS.API.>")), "reserved"),
+            (with("subject", json!("*.Zn.*")), "the server's API subjects"),
+            (with("subject", json!(">")), "the server's API subjects"),
             (with("url", json!("ftp://host/x")), "http or https"),
             (with("url", json!("not a url")), "`url`"),
             (with("stream", json!("A.B")), "`stream`"),

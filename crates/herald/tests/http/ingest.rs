@@ -109,6 +109,34 @@ async fn a_retried_event_id_is_stored_once() {
 }
 
 #[tokio::test]
+async fn a_publish_captured_by_a_no_ack_stream_is_answered_without_waiting_for_a_pub_ack() {
+    let env = Env::start().await;
+    let config = async_nats::jetstream::stream::Config {
+        name: "QUIET".into(),
+        subjects: vec!["quiet.>".into()],
+        no_ack: true,
+        ..Default::default()
+    };
+    env.js
+        .create_stream(config)
+        .await
+        .expect("create a no_ack stream");
+    // A no_ack stream answers nothing: waiting for its PubAck ended in a
+    // 504 after 5 s, though the message was stored.
+    let started = std::time::Instant::now();
+    let (status, body) = env.post("/v1/events/quiet.x", "text/plain", &[], "hi").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["delivered"], true, "{body}");
+    assert!(body.get("stream").is_none(), "no PubAck to report: {body}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(env.stored_messages("QUIET").await, 1);
+}
+
+#[tokio::test]
 async fn events_of_two_sources_with_the_same_id_are_both_stored() {
     let env = Env::start().await;
     env.stream("ORDERS", &["orders.>"]).await;

@@ -590,6 +590,8 @@ async fn webhooks_are_created_listed_shown_and_deleted_with_problems_for_bad_inp
 
     // A stream that captures the filter is used as it is.
     env.stream("ORDERS", &["orders.>"]).await;
+    // Captures part of what `eu.>` names: a webhook on `eu.>` cannot use it.
+    env.stream("REGIONS", &["eu.*"]).await;
     let on_orders = create(
         &env,
         json!({"name": "eu", "subject": "orders.eu.*", "url": "http://127.0.0.1:9/"}),
@@ -631,7 +633,12 @@ async fn webhooks_are_created_listed_shown_and_deleted_with_problems_for_bad_inp
             400,
             "`name`",
         ),
-        (json!({"subject": "*.eu", "url": "http://a/"}), 409, "ORDERS"),
+        (json!({"subject": "eu.>", "url": "http://a/"}), 409, "REGIONS"),
+        (
+            json!({"subject": "*.eu", "url": "http://a/"}),
+            400,
+            "the server's API subjects",
+        ),
         (
             json!({"subject": "x", "url": "http://a/", "stream": "NOPE"}),
             404,
