@@ -434,14 +434,7 @@ async fn a_live_sse_client_that_does_not_read_is_cut_off() {
     // A write deadline far past the test, so what the slow client is left
     // with is the end of its stream, not a closed connection.
     let env = Env::start_with(&["--write-deadline-ms", "600000"]).await;
-    let slow = env
-        .http
-        .get(env.url("/v1/events/big.>"))
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .expect("open SSE");
-    assert_eq!(slow.status(), 200);
+    let slow = open_unread_sse(&env, "/v1/events/big.>").await;
     // 48 MiB: more than the 16 MiB backlog plus every buffer between the
     // server and this unread response (socket buffers are a few MiB).
     flood_until_cut_off(&env).await;
@@ -497,14 +490,7 @@ async fn a_client_that_accepts_no_data_is_disconnected_at_the_write_deadline() {
             .await
             .expect("PubAck");
     }
-    let slow = env
-        .http
-        .get(env.url("/v1/events/big.>?stream=BIG&deliver=all"))
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .expect("open SSE");
-    assert_eq!(slow.status(), 200);
+    let slow = open_unread_sse(&env, "/v1/events/big.>?stream=BIG&deliver=all").await;
     eventually("the connection is closed at the write deadline", || async {
         metric(&env, "herald_http_write_timeouts_total").await == 1
     })
@@ -706,6 +692,21 @@ async fn stream_mode_starts_where_asked() {
         error["error"]["type"].as_str().unwrap().ends_with("no-acks"),
         "{error}"
     );
+}
+
+/// Opens an SSE response that the test then does not read.
+async fn open_unread_sse(env: &Env, path: &str) -> reqwest::Response {
+    let response = within(
+        "open SSE",
+        env.http
+            .get(env.url(path))
+            .header("accept", "text/event-stream")
+            .send(),
+    )
+    .await
+    .expect("open SSE");
+    assert_eq!(response.status(), 200);
+    response
 }
 
 /// Publishes 48 MiB on `big.data` (three times the live backlog bound,
