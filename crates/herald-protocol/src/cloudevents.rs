@@ -315,12 +315,26 @@ impl CloudEvent {
             out.extend_from_slice(content_type.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        if let Some(id) = self.dedup_id().filter(|_| msg_id) {
-            out.extend_from_slice(b"Nats-Msg-Id: ");
-            out.extend_from_slice(id.as_bytes());
+        if msg_id && self.write_dedup_id(out) {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
+    }
+
+    /// Appends `Nats-Msg-Id: <dedup id>` (no line end) when there is an id;
+    /// written in place, as this runs for every event published over HTTP.
+    fn write_dedup_id(&self, out: &mut Vec<u8>) -> bool {
+        let Some(id) = self.attribute("id") else {
+            return false;
+        };
+        let source = self.attribute("source").unwrap_or("");
+        out.extend_from_slice(b"Nats-Msg-Id: ce:");
+        out.extend_from_slice(itoa::Buffer::new().format(source.len()).as_bytes());
+        out.push(b':');
+        out.extend_from_slice(source.as_bytes());
+        out.push(b':');
+        out.extend_from_slice(id.as_bytes());
+        true
     }
 
     /// What identifies this event among retries: CloudEvents makes `source`
@@ -329,9 +343,9 @@ impl CloudEvent {
     /// The length keeps it unambiguous whatever the two contain. `None`
     /// without an `id`.
     pub fn dedup_id(&self) -> Option<String> {
-        let id = self.attribute("id")?;
-        let source = self.attribute("source").unwrap_or("");
-        Some(format!("ce:{}:{source}:{id}", source.len()))
+        let mut line = Vec::new();
+        self.write_dedup_id(&mut line)
+            .then(|| String::from_utf8_lossy(&line[b"Nats-Msg-Id: ".len()..]).into_owned())
     }
 
     /// The event a NATS message carries. Attributes come from its `ce-*`

@@ -214,7 +214,7 @@ impl Store for MemoryStore {
         let literal = filter
             .patterns()
             .iter()
-            .all(|p| p.split('.').all(|t| t != "*" && t != ">"));
+            .all(|p| herald_core::is_literal(p.as_bytes()));
         if literal {
             // Exact subjects: looked up, not matched against every subject.
             let mut subjects: Vec<&String> = filter.patterns().iter().collect();

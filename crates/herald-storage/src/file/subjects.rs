@@ -142,7 +142,7 @@ pub(super) fn literal_patterns(filter: &SubjectFilter) -> Option<&[String]> {
     let literal = filter
         .patterns()
         .iter()
-        .all(|p| p.split('.').all(|t| t != "*" && t != ">"));
+        .all(|p| herald_core::is_literal(p.as_bytes()));
     literal.then(|| filter.patterns())
 }
 
